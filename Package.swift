@@ -1,0 +1,117 @@
+// swift-tools-version:6.2
+import Foundation
+import PackageDescription
+
+/// Every numbered SQL file in `migrations/` ships with the binary.
+let migrationFiles = ((try? FileManager.default.contentsOfDirectory(atPath: Context.packageDirectory + "/migrations")) ?? [])
+    .filter { $0.hasSuffix(".sql") }
+    .sorted()
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "analytics-api",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "analytics-api", targets: ["analytics-api"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // libpq, found through pkg-config.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        // Our typed Swift layer over libpq: connections, pool, queries, rows, COPY, LISTEN/NOTIFY.
+        .target(
+            name: "Postgres",
+            dependencies: [
+                "CLibPQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Starts a private PostgreSQL server from the machine's own binaries.
+        .target(
+            name: "EmbeddedPostgres",
+            dependencies: [
+                "Postgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The HTTP application: configuration, router, API modules, migrations.
+        .target(
+            name: "App",
+            dependencies: [
+                "Postgres",
+                "EmbeddedPostgres",
+                "Migrations",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The schema: numbered SQL files applied in order.
+        .target(
+            name: "Migrations",
+            path: "migrations",
+            resources: migrationFiles.map { .copy($0) },
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "analytics-api",
+            dependencies: [
+                "App",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Test helpers: the test server (TEST_DATABASE_URL or an embedded cluster) and a database per suite.
+        .target(
+            name: "PostgresTestSupport",
+            dependencies: [
+                "Postgres",
+                "EmbeddedPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PostgresTests",
+            dependencies: [
+                "Postgres",
+                "EmbeddedPostgres",
+                "PostgresTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AppTests",
+            dependencies: [
+                "App",
+                "PostgresTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

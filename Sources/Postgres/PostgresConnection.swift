@@ -1,0 +1,184 @@
+import CLibPQ
+import Foundation
+import Logging
+import NIOPosix
+
+/// One libpq connection.
+///
+/// libpq blocks, so every call runs on the given `NIOThreadPool`, never on an event loop. A connection is
+/// used by one task at a time: the pool lends it out exclusively. Results are copied out before the next
+/// call, and the `PGconn` is closed (`PQfinish`) when the connection is closed or released.
+public final class PostgresConnection: @unchecked Sendable {
+    let pointer: OpaquePointer
+    let threadPool: NIOThreadPool
+    /// The server process serving this connection (`pg_backend_pid()`).
+    public let backendPID: Int32
+    var closed = false
+
+    private init(pointer: OpaquePointer, threadPool: NIOThreadPool) {
+        self.pointer = pointer
+        self.threadPool = threadPool
+        self.backendPID = PQbackendPID(pointer)
+    }
+
+    deinit {
+        if !closed { PQfinish(pointer) }
+    }
+
+    /// Opens a connection. Fails with `.connectionFailed` when the server cannot be reached.
+    public static func connect(_ configuration: PostgresConfiguration, threadPool: NIOThreadPool) async throws -> PostgresConnection {
+        try await threadPool.runIfActive {
+            try connectBlocking(configuration, threadPool: threadPool)
+        }
+    }
+
+    static func connectBlocking(_ configuration: PostgresConfiguration, threadPool: NIOThreadPool) throws(PostgresError) -> PostgresConnection {
+        let pairs = configuration.keywordValues
+        let keywords = pairs.map { strdup($0.0) } + [nil]
+        let values = pairs.map { strdup($0.1) } + [nil]
+        defer {
+            keywords.forEach { free($0) }
+            values.forEach { free($0) }
+        }
+        let pointer: OpaquePointer? = keywords.map { UnsafePointer($0) }.withUnsafeBufferPointer { keywordBuffer in
+            values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
+                PQconnectdbParams(keywordBuffer.baseAddress, valueBuffer.baseAddress, 1)
+            }
+        }
+        guard let pointer else {
+            throw PostgresError(.connectionFailed, message: "libpq could not allocate a connection")
+        }
+        guard PQstatus(pointer) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(pointer)).trimmingCharacters(in: .whitespacesAndNewlines)
+            PQfinish(pointer)
+            throw PostgresError(.connectionFailed, message: message)
+        }
+        // Server notices (warnings) would go to stderr; statements report errors through results instead.
+        PQsetNoticeProcessor(pointer, { _, _ in }, nil)
+        let connection = PostgresConnection(pointer: pointer, threadPool: threadPool)
+        // Times come back in UTC and ISO format, whatever the server's defaults.
+        _ = try connection.execBlocking(sql: "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'", binds: nil)
+        return connection
+    }
+
+    /// Whether libpq considers the connection usable.
+    public var isBroken: Bool { closed || PQstatus(pointer) != CONNECTION_OK }
+
+    /// Reads whatever the server has sent without blocking, and reports whether the connection is still alive.
+    ///
+    /// A backend terminated by the server (`pg_terminate_backend`, restart) is detected here before a
+    /// statement is sent to it.
+    public func checkAlive() async -> Bool {
+        (try? await threadPool.runIfActive { [self] in
+            guard !isBroken else { return false }
+            // A terminated backend sends a FATAL message, then closes: the first read takes the message
+            // (PQisBusy parses it as a notice), the second one sees the end of the stream.
+            for _ in 0..<2 {
+                guard PQconsumeInput(pointer) == 1 else { return false }
+                _ = PQisBusy(pointer)
+            }
+            return PQstatus(pointer) == CONNECTION_OK
+        }) ?? false
+    }
+
+    /// Runs a statement with bound parameters and returns its rows.
+    @discardableResult
+    public func query(_ query: PostgresQuery) async throws -> PostgresRows {
+        let (sql, binds) = query.render()
+        return try await threadPool.runIfActive { [self] in
+            try execBlocking(sql: sql, binds: binds)
+        }
+    }
+
+    /// Runs a statement with bound parameters and returns the number of rows it affected.
+    @discardableResult
+    public func execute(_ query: PostgresQuery) async throws -> Int {
+        try await self.query(query).affectedRows
+    }
+
+    /// Runs a script of one or more statements without parameters (migrations, `SET`, `LISTEN`).
+    public func executeScript(unsafeSQL script: String) async throws {
+        try await threadPool.runIfActive { [self] in
+            _ = try execBlocking(sql: script, binds: nil)
+        }
+    }
+
+    /// Publishes a notification with `pg_notify` (channel and payload are bound, never spliced).
+    public func notify(channel: String, payload: String) async throws {
+        try await query("SELECT pg_notify(\(channel), \(payload))")
+    }
+
+    /// Closes the connection. Further calls fail.
+    public func close() async {
+        _ = try? await threadPool.runIfActive { [self] in closeBlocking() }
+    }
+
+    func closeBlocking() {
+        guard !closed else { return }
+        closed = true
+        PQfinish(pointer)
+    }
+
+    // MARK: Blocking calls (thread pool only)
+
+    /// `PQexecParams` for a statement with parameters; `PQexec` for a parameterless script (`binds == nil`).
+    func execBlocking(sql: String, binds: [PostgresBind]?) throws(PostgresError) -> PostgresRows {
+        guard !closed else { throw PostgresError(.connectionLost, message: "the connection is closed") }
+        let result: OpaquePointer?
+        if let binds {
+            var values: [UnsafeMutablePointer<CChar>?] = []
+            values.reserveCapacity(binds.count)
+            defer { values.forEach { free($0) } }
+            for (index, bind) in binds.enumerated() {
+                guard let text = bind.text else {
+                    values.append(nil)
+                    continue
+                }
+                guard !text.utf8.contains(0) else {
+                    throw PostgresError(.invalidInput, message: "parameter $\(index + 1) contains a NUL character")
+                }
+                values.append(strdup(text))
+            }
+            let types = binds.map { Oid($0.type.rawValue) }
+            result = values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
+                types.withUnsafeBufferPointer { typeBuffer in
+                    PQexecParams(pointer, sql, Int32(binds.count), typeBuffer.baseAddress, valueBuffer.baseAddress, nil, nil, 0)
+                }
+            }
+        } else {
+            result = PQexec(pointer, sql)
+        }
+        return try check(result)
+    }
+
+    /// Turns a libpq result into rows or a typed error, taking ownership of it.
+    func check(_ result: OpaquePointer?) throws(PostgresError) -> PostgresRows {
+        guard let result else { throw connectionError() }
+        let handle = ResultHandle(result)
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return PostgresRows(handle: handle)
+        case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR:
+            throw serverError(result)
+        default:
+            throw PostgresError(.protocolViolation, message: "unexpected result status \(PQresultStatus(result).rawValue)")
+        }
+    }
+
+    func serverError(_ result: OpaquePointer) -> PostgresError {
+        func field(_ code: Character) -> String? {
+            guard let value = PQresultErrorField(result, Int32(code.asciiValue!)) else { return nil }
+            return String(cString: value)
+        }
+        let code = field("C").map(SQLState.init(rawValue:))
+        let message = field("M") ?? String(cString: PQresultErrorMessage(result))
+        let kind: PostgresError.Kind = PQstatus(pointer) == CONNECTION_OK ? .server : .connectionLost
+        return PostgresError(kind, code: code, message: message, detail: field("D"), hint: field("H"))
+    }
+
+    func connectionError() -> PostgresError {
+        let message = String(cString: PQerrorMessage(pointer)).trimmingCharacters(in: .whitespacesAndNewlines)
+        let kind: PostgresError.Kind = PQstatus(pointer) == CONNECTION_OK ? .protocolViolation : .connectionLost
+        return PostgresError(kind, message: message.isEmpty ? "no result from libpq" : message)
+    }
+}

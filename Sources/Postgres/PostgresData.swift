@@ -1,0 +1,403 @@
+import Foundation
+
+/// A PostgreSQL type, identified by its OID.
+public struct PostgresType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let unknown = PostgresType(rawValue: 0)
+    public static let bool = PostgresType(rawValue: 16)
+    public static let bytea = PostgresType(rawValue: 17)
+    public static let name = PostgresType(rawValue: 19)
+    public static let int8 = PostgresType(rawValue: 20)
+    public static let int2 = PostgresType(rawValue: 21)
+    public static let int4 = PostgresType(rawValue: 23)
+    public static let text = PostgresType(rawValue: 25)
+    public static let oid = PostgresType(rawValue: 26)
+    public static let json = PostgresType(rawValue: 114)
+    public static let float4 = PostgresType(rawValue: 700)
+    public static let float8 = PostgresType(rawValue: 701)
+    public static let bpchar = PostgresType(rawValue: 1042)
+    public static let varchar = PostgresType(rawValue: 1043)
+    public static let date = PostgresType(rawValue: 1082)
+    public static let timestamp = PostgresType(rawValue: 1114)
+    public static let timestamptz = PostgresType(rawValue: 1184)
+    public static let interval = PostgresType(rawValue: 1186)
+    public static let numeric = PostgresType(rawValue: 1700)
+    public static let uuid = PostgresType(rawValue: 2950)
+    public static let jsonb = PostgresType(rawValue: 3802)
+    public static let textArray = PostgresType(rawValue: 1009)
+    public static let int8Array = PostgresType(rawValue: 1016)
+    public static let float8Array = PostgresType(rawValue: 1022)
+
+    public var description: String {
+        switch self {
+        case .bool: "boolean"
+        case .bytea: "bytea"
+        case .name: "name"
+        case .int8: "bigint"
+        case .int2: "smallint"
+        case .int4: "integer"
+        case .text: "text"
+        case .oid: "oid"
+        case .json: "json"
+        case .float4: "real"
+        case .float8: "double precision"
+        case .bpchar: "character"
+        case .varchar: "character varying"
+        case .date: "date"
+        case .timestamp: "timestamp"
+        case .timestamptz: "timestamptz"
+        case .interval: "interval"
+        case .numeric: "numeric"
+        case .uuid: "uuid"
+        case .jsonb: "jsonb"
+        case .textArray: "text[]"
+        case .int8Array: "bigint[]"
+        case .float8Array: "double precision[]"
+        case .unknown: "unknown"
+        default: "oid \(rawValue)"
+        }
+    }
+
+    var isInteger: Bool { self == .int2 || self == .int4 || self == .int8 || self == .oid }
+}
+
+/// A Swift value that can be sent to PostgreSQL as a bound parameter (in text format).
+public protocol PostgresEncodable: Sendable {
+    /// The PostgreSQL type the parameter is declared as.
+    static var postgresType: PostgresType { get }
+    /// The value in PostgreSQL's text input format.
+    var postgresText: String { get }
+}
+
+/// The reason a value could not be decoded; the row adds the column and the types.
+public struct PostgresDecodingFailure: Error, Sendable {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+}
+
+/// A Swift value that can be read from a PostgreSQL column (in text format).
+public protocol PostgresDecodable {
+    /// Decodes `text`, the text output of a value of PostgreSQL type `type`.
+    init(postgresText text: String, type: PostgresType) throws(PostgresDecodingFailure)
+}
+
+/// A type that is both encodable and decodable.
+public typealias PostgresCodable = PostgresEncodable & PostgresDecodable
+
+extension String: PostgresCodable {
+    public static var postgresType: PostgresType { .text }
+    public var postgresText: String { self }
+    public init(postgresText text: String, type: PostgresType) { self = text }
+}
+
+extension Substring: PostgresEncodable {
+    public static var postgresType: PostgresType { .text }
+    public var postgresText: String { String(self) }
+}
+
+extension Int: PostgresCodable {
+    public static var postgresType: PostgresType { .int8 }
+    public var postgresText: String { String(self) }
+    public init(postgresText text: String, type: PostgresType) throws(PostgresDecodingFailure) {
+        if let value = Int(text) {
+            self = value
+        } else if type == .numeric || type == .float8 || type == .float4, let double = Double(text), double.rounded() == double,
+            let value = Int(exactly: double)
+        {
+            self = value
+        } else {
+            throw PostgresDecodingFailure("not an integer")
+        }
+    }
+}
+
+extension Int64: PostgresCodable {
+    public static var postgresType: PostgresType { .int8 }
+    public var postgresText: String { String(self) }
+    public init(postgresText text: String, type: PostgresType) throws(PostgresDecodingFailure) {
+        self = Int64(try Int(postgresText: text, type: type))
+    }
+}
+
+extension Int32: PostgresCodable {
+    public static var postgresType: PostgresType { .int4 }
+    public var postgresText: String { String(self) }
+    public init(postgresText text: String, type: PostgresType) throws(PostgresDecodingFailure) {
+        guard let value = Int32(exactly: try Int(postgresText: text, type: type)) else {
+            throw PostgresDecodingFailure("integer out of range")
+        }
+        self = value
+    }
+}
+
+extension Double: PostgresCodable {
+    public static var postgresType: PostgresType { .float8 }
+    public var postgresText: String {
+        if isNaN { return "NaN" }
+        if isInfinite { return self > 0 ? "Infinity" : "-Infinity" }
+        return String(self)
+    }
+    public init(postgresText text: String, type: PostgresType) throws(PostgresDecodingFailure) {
+        guard let value = Double(text) else { throw PostgresDecodingFailure("not a number") }
+        self = value
+    }
+}
+
+extension Bool: PostgresCodable {
+    public static var postgresType: PostgresType { .bool }
+    public var postgresText: String { self ? "t" : "f" }
+    public init(postgresText text: String, type: PostgresType) throws(PostgresDecodingFailure) {
+        switch text {
+        case "t", "true": self = true
+        case "f", "false": self = false
+        default: throw PostgresDecodingFailure("not a boolean")
+        }
+    }
+}
+
+extension UUID: PostgresCodable {
+    public static var postgresType: PostgresType { .uuid }
+    public var postgresText: String { uuidString.lowercased() }
+    public init(postgresText text: String, type: PostgresType) throws(PostgresDecodingFailure) {
+        guard let value = UUID(uuidString: text) else { throw PostgresDecodingFailure("not a UUID") }
+        self = value
+    }
+}
+
+extension Date: PostgresCodable {
+    public static var postgresType: PostgresType { .timestamptz }
+    public var postgresText: String { PostgresTimestamp.format(self) }
+    public init(postgresText text: String, type: PostgresType) throws(PostgresDecodingFailure) {
+        guard let value = PostgresTimestamp.parse(text) else { throw PostgresDecodingFailure("not a timestamp") }
+        self = value
+    }
+}
+
+extension Optional: PostgresEncodable where Wrapped: PostgresEncodable {
+    public static var postgresType: PostgresType { Wrapped.postgresType }
+    /// Only used when the value is present; `nil` is bound as SQL NULL.
+    public var postgresText: String { self?.postgresText ?? "" }
+}
+
+/// Arrays are sent as PostgreSQL array literals (`text[]`, `bigint[]`, `double precision[]`).
+extension Array: PostgresEncodable where Element: PostgresArrayElement {
+    public static var postgresType: PostgresType { Element.postgresArrayType }
+    public var postgresText: String {
+        var text = "{"
+        for (index, element) in enumerated() {
+            if index > 0 { text += "," }
+            text += "\""
+            for character in element.postgresText.unicodeScalars {
+                if character == "\"" || character == "\\" { text += "\\" }
+                text.unicodeScalars.append(character)
+            }
+            text += "\""
+        }
+        return text + "}"
+    }
+}
+
+extension Array: PostgresDecodable where Element: PostgresArrayElement & PostgresDecodable {
+    public init(postgresText text: String, type: PostgresType) throws(PostgresDecodingFailure) {
+        self = try PostgresArrayLiteral.parse(text).map { (item: String?) throws(PostgresDecodingFailure) -> Element in
+            guard let item else { throw PostgresDecodingFailure("array contains NULL") }
+            return try Element(postgresText: item, type: .unknown)
+        }
+    }
+}
+
+/// An element type for one-dimensional arrays.
+public protocol PostgresArrayElement: PostgresEncodable {
+    static var postgresArrayType: PostgresType { get }
+}
+
+extension String: PostgresArrayElement { public static var postgresArrayType: PostgresType { .textArray } }
+extension Int: PostgresArrayElement { public static var postgresArrayType: PostgresType { .int8Array } }
+extension Double: PostgresArrayElement { public static var postgresArrayType: PostgresType { .float8Array } }
+
+/// A JSON value stored in a `jsonb` column, encoded and decoded with Foundation's JSON coders.
+public struct PostgresJSON<Value: Codable & Sendable>: PostgresCodable {
+    public var value: Value
+    public init(_ value: Value) { self.value = value }
+
+    public static var postgresType: PostgresType { .jsonb }
+    public var postgresText: String {
+        let data = (try? JSONEncoder().encode(value)) ?? Data("null".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+    public init(postgresText text: String, type: PostgresType) throws(PostgresDecodingFailure) {
+        do {
+            value = try JSONDecoder().decode(Value.self, from: Data(text.utf8))
+        } catch {
+            throw PostgresDecodingFailure("JSON does not match: \(error)")
+        }
+    }
+}
+
+/// Raw JSON text for a `jsonb` parameter or column, passed through unchanged.
+public struct PostgresJSONText: PostgresCodable, Hashable {
+    public var text: String
+    public init(_ text: String) { self.text = text }
+    public static var postgresType: PostgresType { .jsonb }
+    public var postgresText: String { text }
+    public init(postgresText text: String, type: PostgresType) { self.text = text }
+}
+
+/// Parses one-dimensional PostgreSQL array literals such as `{a,"b c",NULL}`.
+enum PostgresArrayLiteral {
+    static func parse(_ text: String) throws(PostgresDecodingFailure) -> [String?] {
+        var scalars = text.unicodeScalars[...]
+        guard scalars.first == "{", scalars.last == "}" else { throw PostgresDecodingFailure("not an array") }
+        scalars = scalars.dropFirst().dropLast()
+        var items: [String?] = []
+        guard !scalars.isEmpty else { return items }
+        var current = String.UnicodeScalarView()
+        var quoted = false
+        var wasQuoted = false
+        var iterator = scalars.makeIterator()
+        func finish() {
+            let value = String(current)
+            items.append(!wasQuoted && value == "NULL" ? nil : value)
+            current = String.UnicodeScalarView()
+            wasQuoted = false
+        }
+        while let scalar = iterator.next() {
+            if quoted {
+                if scalar == "\\" {
+                    if let next = iterator.next() { current.append(next) }
+                } else if scalar == "\"" {
+                    quoted = false
+                } else {
+                    current.append(scalar)
+                }
+            } else if scalar == "\"" {
+                quoted = true
+                wasQuoted = true
+            } else if scalar == "," {
+                finish()
+            } else if scalar == "{" || scalar == "}" {
+                throw PostgresDecodingFailure("multi-dimensional arrays are not supported")
+            } else {
+                current.append(scalar)
+            }
+        }
+        finish()
+        return items
+    }
+}
+
+/// Fast conversion between `Date` and PostgreSQL's ISO timestamp text (`2024-05-01 12:30:00.25+00`).
+public enum PostgresTimestamp {
+    /// Formats a date as UTC timestamptz text with microsecond precision.
+    public static func format(_ date: Date) -> String {
+        let interval = date.timeIntervalSince1970
+        guard interval.isFinite else { return interval > 0 ? "infinity" : "-infinity" }
+        var micros = Int64((interval * 1_000_000).rounded(.toNearestOrEven))
+        var seconds = micros / 1_000_000
+        micros %= 1_000_000
+        if micros < 0 {
+            micros += 1_000_000
+            seconds -= 1
+        }
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        }
+        var text = "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))"
+        text += " \(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))"
+        if micros != 0 { text += "." + pad(Int32(micros), 6) }
+        return text + "+00"
+    }
+
+    /// Parses `YYYY-MM-DD[ HH:MM:SS[.ffffff]][(+|-)HH[:MM[:SS]]]`; a value without offset is UTC.
+    public static func parse(_ text: String) -> Date? {
+        switch text {
+        case "infinity": return .distantFuture
+        case "-infinity": return .distantPast
+        default: break
+        }
+        let bytes = Array(text.utf8)
+        var index = 0
+        func number(_ count: Int) -> Int? {
+            guard index + count <= bytes.count else { return nil }
+            var value = 0
+            for offset in 0..<count {
+                let byte = bytes[index + offset]
+                guard byte >= 48, byte <= 57 else { return nil }
+                value = value * 10 + Int(byte - 48)
+            }
+            index += count
+            return value
+        }
+        func expect(_ byte: UInt8) -> Bool {
+            guard index < bytes.count, bytes[index] == byte else { return false }
+            index += 1
+            return true
+        }
+        guard let year = number(4), expect(45), let month = number(2), expect(45), let day = number(2) else { return nil }
+        var hour = 0, minute = 0, second = 0
+        var fraction = 0.0
+        if index < bytes.count, bytes[index] == 32 || bytes[index] == 84 {
+            index += 1
+            guard let h = number(2), expect(58), let m = number(2), expect(58), let s = number(2) else { return nil }
+            (hour, minute, second) = (h, m, s)
+            if expect(46) {
+                var scale = 0.1
+                while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57 {
+                    fraction += Double(bytes[index] - 48) * scale
+                    scale /= 10
+                    index += 1
+                }
+            }
+        }
+        var offset = 0
+        if index < bytes.count {
+            let sign: Int
+            switch bytes[index] {
+            case 43: sign = 1
+            case 45: sign = -1
+            case 90:
+                index += 1
+                sign = 0
+            default: return nil
+            }
+            if sign != 0 {
+                index += 1
+                guard let hours = number(2) else { return nil }
+                var minutes = 0, seconds = 0
+                if expect(58) {
+                    guard let m = number(2) else { return nil }
+                    minutes = m
+                    if expect(58) {
+                        guard let s = number(2) else { return nil }
+                        seconds = s
+                    }
+                } else if let m = number(2) {
+                    minutes = m
+                }
+                offset = sign * (hours * 3600 + minutes * 60 + seconds)
+            }
+        }
+        guard index == bytes.count, (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else {
+            return nil
+        }
+        let days = daysSinceEpoch(year: year, month: month, day: day)
+        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
+        return Date(timeIntervalSince1970: Double(seconds) + fraction)
+    }
+
+    /// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+    static func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+}

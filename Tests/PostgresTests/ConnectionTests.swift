@@ -1,0 +1,156 @@
+import Foundation
+import Postgres
+import PostgresTestSupport
+import Synchronization
+import Testing
+
+@Suite("Pool, transactions, COPY and LISTEN/NOTIFY")
+struct ConnectionTests {
+    struct Failure: Error {}
+
+    final class Log: Sendable {
+        let entries = Mutex<[String]>([])
+        func append(_ entry: String) { entries.withLock { $0.append(entry) } }
+        var last: String? { entries.withLock { $0.last } }
+    }
+
+    @Test("a transaction commits when its closure returns and rolls back when it throws")
+    func transactions() async throws {
+        let pool = try await TestDatabase.makePool()
+        try await pool.execute("CREATE TABLE t (n int)")
+        try await pool.withTransaction { try await $0.execute("INSERT INTO t VALUES (1)") }
+        await #expect(throws: Failure.self) {
+            try await pool.withTransaction { connection in
+                try await connection.execute("INSERT INTO t VALUES (2)")
+                throw Failure()
+            }
+        }
+        // A statement that failed inside the closure aborts the transaction even if the closure swallows the error.
+        await #expect(throws: PostgresError.self) {
+            try await pool.withTransaction { connection in
+                try await connection.execute("INSERT INTO t VALUES (3)")
+                _ = try? await connection.execute("INSERT INTO t VALUES ('not a number')")
+            }
+        }
+        await #expect(throws: PostgresError.self) {
+            try await pool.withTransaction(readOnly: true) { try await $0.execute("INSERT INTO t VALUES (4)") }
+        }
+        #expect(try await pool.query("SELECT n FROM t ORDER BY n").decode((Int).self) == [1])
+    }
+
+    @Test("COPY FROM STDIN stores 100,000 rows with escaping and returns the count")
+    func copyManyRows() async throws {
+        let pool = try await TestDatabase.makePool()
+        try await pool.execute("CREATE TABLE copied (id int8, page text, note text)")
+        let tricky = ["tab\there", "new\nline", "carriage\rreturn", #"back\slash"#, #"\N"#, "ünïcødé 🎉", ""]
+        var rows: [[String?]] = []
+        rows.reserveCapacity(100_000)
+        for index in 0..<100_000 {
+            rows.append([String(index), "/page/\(index % 100)", index < tricky.count ? tricky[index] : (index % 10 == 0 ? nil : "n")])
+        }
+        let stored = try await pool.withConnection { try await $0.copy(into: "copied", columns: ["id", "page", "note"], rows: rows) }
+        #expect(stored == 100_000)
+        let summary = try await pool.query("SELECT count(*), count(note), count(DISTINCT page), sum(id) FROM copied")[0]
+            .decode((Int, Int, Int, Int).self)
+        #expect(summary.0 == 100_000)
+        #expect(summary.1 == 100_000 - 9_999)  // multiples of 10 from 10 on are NULL; row 0 holds "tab\there"
+        #expect(summary.2 == 100)
+        #expect(summary.3 == 99_999 * 100_000 / 2)
+        let back = try await pool.query("SELECT note FROM copied WHERE id < \(tricky.count) ORDER BY id").decode((String?).self)
+        #expect(back == tricky)
+    }
+
+    @Test("a COPY with an invalid value stores nothing and leaves the connection usable")
+    func copyAborts() async throws {
+        let pool = try await TestDatabase.makePool(size: 1)
+        try await pool.execute("CREATE TABLE copied (id int8, note text)")
+        await #expect(throws: PostgresError.self) {
+            try await pool.withConnection { try await $0.copy(into: "copied", columns: ["id", "note"], rows: [["1", "ok"], ["2", "nul\u{0}"]]) }
+        }
+        await #expect(throws: PostgresError.self) {
+            try await pool.withConnection { try await $0.copy(into: "copied", columns: ["id", "note"], rows: [["1", "ok"], ["x", "bad id"]]) }
+        }
+        #expect(try await pool.query("SELECT count(*) FROM copied")[0].decode(Int.self, at: 0) == 0)
+    }
+
+    @Test("LISTEN delivers notifications published with pg_notify")
+    func listenNotify() async throws {
+        let pool = try await TestDatabase.makePool()
+        let listener = PostgresListener(
+            configuration: pool.configuration,
+            channels: ["events", "other channel"],
+            threadPool: TestDatabase.threadPool,
+            logger: TestDatabase.logger
+        )
+        let task = Task { try await listener.run() }
+        defer { task.cancel() }
+        var reconnections = listener.reconnections.makeAsyncIterator()
+        _ = await reconnections.next()
+
+        let payload = #"{"id": 1, "page": "it's \"quoted\""}"#
+        try await pool.notify(channel: "events", payload: payload)
+        try await pool.notify(channel: "other channel", payload: "second")
+        try await pool.notify(channel: "not listened", payload: "ignored")
+        var iterator = listener.notifications.makeAsyncIterator()
+        let first = await iterator.next()
+        let second = await iterator.next()
+        #expect(first?.channel == "events" && first?.payload == payload)
+        #expect(second?.channel == "other channel" && second?.payload == "second")
+    }
+
+    @Test("when every connection is lent, callers wait and then proceed; past the timeout they fail")
+    func poolExhaustion() async throws {
+        let pool = try await TestDatabase.makePool(size: 2, acquireTimeout: .seconds(30))
+        let order = Log()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<2 {
+                group.addTask {
+                    try await pool.withConnection { connection in
+                        try await connection.query("SELECT pg_sleep(\(index == 0 ? 0.4 : 1.2))")
+                        order.append("holder \(index)")
+                    }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            group.addTask {
+                try await pool.withConnection { connection in
+                    try await connection.query("SELECT 1")
+                    order.append("waiter")
+                }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(pool.statistics.waiting == 1)
+            #expect(pool.statistics.inUse == 2)
+            try await group.waitForAll()
+        }
+        #expect(order.entries.withLock { $0 } == ["holder 0", "waiter", "holder 1"])
+        #expect(pool.statistics == .init(open: 2, inUse: 0, idle: 2, waiting: 0))
+
+        let small = try await TestDatabase.makePool(size: 1, acquireTimeout: .milliseconds(200))
+        try await small.withConnection { _ in
+            do {
+                try await small.query("SELECT 1")
+                Issue.record("expected a pool timeout")
+            } catch let error as PostgresError {
+                #expect(error.kind == .poolTimeout)
+                #expect(error.isUnavailable)
+            }
+        }
+        #expect(try await small.query("SELECT 1").count == 1)
+    }
+
+    @Test("a backend terminated by the server is replaced transparently")
+    func terminatedBackend() async throws {
+        let pool = try await TestDatabase.makePool(size: 1)
+        let firstPID = try await pool.withConnection { $0.backendPID }
+        let admin = PostgresPool(configuration: pool.configuration, options: .init(size: 1), threadPool: TestDatabase.threadPool, logger: TestDatabase.logger)
+        #expect(try await admin.query("SELECT pg_terminate_backend(\(firstPID))")[0].decode(Bool.self, at: 0))
+        try await Task.sleep(for: .milliseconds(100))
+        let (pid, value) = try await pool.withConnection { connection in
+            (connection.backendPID, try await connection.query("SELECT 41 + 1")[0].decode(Int.self, at: 0))
+        }
+        #expect(value == 42)
+        #expect(pid != firstPID)
+        #expect(pool.statistics.open == 1)
+    }
+}
