@@ -42,6 +42,17 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
         return copy
     }
 
+    /// One connection string (URL or key/value) that includes the `database` override, for passing on.
+    public var resolvedConnectionString: String {
+        guard let database else { return connectionString }
+        if connectionString.hasPrefix("postgresql://"), var components = URLComponents(string: connectionString) {
+            components.path = "/" + database
+            if let url = components.string { return url }
+        }
+        let quoted = database.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
+        return connectionString + " dbname='\(quoted)'"
+    }
+
     /// The connection string with any password replaced by `****`, for logs.
     public var description: String {
         var text = connectionString

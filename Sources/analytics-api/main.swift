@@ -1,1 +1,74 @@
-print("hi")
+import App
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+
+/// The `analytics-api` command: `serve` (default) and `migrate`.
+@main
+struct AnalyticsAPI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "analytics-api",
+        abstract: "Self-hosted real-time event analytics on PostgreSQL.",
+        subcommands: [Serve.self, Migrate.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// Options shared by the commands.
+struct CommonOptions: ParsableArguments {
+    @Option(name: .customLong("env-file"), help: "Settings file read for variables not set in the environment.")
+    var envFile: String = ".env"
+
+    /// Loads the settings, or exits with every problem listed.
+    func loadConfig() throws -> AppConfig {
+        do {
+            return try AppConfig.load(dotEnvPath: envFile)
+        } catch let error as AppConfig.Invalid {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func makeLogger(_ config: AppConfig) -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = config.logLevel
+            return handler
+        }
+        var logger = Logger(label: "analytics-api")
+        logger.logLevel = config.logLevel
+        return logger
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the HTTP server (starts an embedded PostgreSQL when DATABASE_URL is unset).")
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Address to listen on (overrides HOST).") var host: String?
+    @Option(help: "Port to listen on (overrides PORT).") var port: Int?
+
+    func run() async throws {
+        var config = try common.loadConfig()
+        if let host { config.host = host }
+        if let port { config.port = port }
+        let logger = common.makeLogger(config)
+        let app = try await buildApplication(config, logger: logger)
+        try await app.runService()
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply pending database migrations and exit.")
+
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        var config = try common.loadConfig()
+        config.migrateOnStart = true
+        let logger = common.makeLogger(config)
+        let database = try await Database.start(config, logger: logger)
+        print("schema version \(database.schemaVersion)")
+        await database.shutdown()
+    }
+}

@@ -1,0 +1,65 @@
+import App
+import Testing
+
+@Suite("Settings")
+struct ConfigTests {
+    @Test("defaults apply when nothing is set")
+    func defaults() throws {
+        let config = try AppConfig(values: [:])
+        #expect(config.databaseURL == nil)
+        #expect(config.port == 8002)
+        #expect(config.host == "127.0.0.1")
+        #expect(config.accessTokenExpireMinutes == 30)
+        #expect(config.registration == .open)
+        #expect(config.maxBodySize == 10 * 1024 * 1024)
+        #expect(config.secretKeyIsEphemeral)
+        #expect(config.secretKey.utf8.count >= 32)
+        #expect(config.embeddedPostgresDirectory == "./.data/postgres")
+    }
+
+    @Test("bad settings fail together, each with its variable named")
+    func invalidSettings() {
+        do {
+            _ = try AppConfig(values: [
+                "PORT": "eighty", "SECRET_KEY": "short", "REGISTRATION": "maybe", "DB_TIMEZONE": "Mars/Olympus",
+                "MAX_BODY_SIZE": "-3", "DB_POOL_SIZE": "0",
+            ])
+            Issue.record("expected invalid settings")
+        } catch let error as AppConfig.Invalid {
+            let text = error.description
+            for name in ["PORT", "SECRET_KEY", "REGISTRATION", "DB_TIMEZONE", "MAX_BODY_SIZE", "DB_POOL_SIZE"] {
+                #expect(text.contains(name), "\(name) is not named in: \(text)")
+            }
+            #expect(error.problems.count == 6)
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
+    @Test("sizes take units and the registration policy takes its three words")
+    func parsing() throws {
+        let config = try AppConfig(values: ["MAX_BODY_SIZE": "512KB", "REGISTRATION": "first-user", "LOG_LEVEL": "debug", "PORT": "9000"])
+        #expect(config.maxBodySize == 512 * 1024)
+        #expect(config.registration == .firstUser)
+        #expect(config.logLevel == .debug)
+        #expect(config.port == 9000)
+    }
+
+    @Test(".env files fill in what the environment does not set")
+    func dotEnv() throws {
+        let path = "/tmp/analytics-api-test-\(UInt32.random(in: 0 ... .max)).env"
+        try """
+        # a comment
+        export PORT=9100
+        SECRET_KEY="0123456789abcdef0123456789abcdef"
+        DATABASE_URL='postgresql+psycopg://time-user:time-pw@db_service:5432/timescaledb'
+        REGISTRATION=closed # trailing comment
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let config = try AppConfig.load(environment: ["PORT": "9200"], dotEnvPath: path)
+        #expect(config.port == 9200)
+        #expect(config.secretKey == "0123456789abcdef0123456789abcdef")
+        #expect(!config.secretKeyIsEphemeral)
+        #expect(config.databaseURL == "postgresql+psycopg://time-user:time-pw@db_service:5432/timescaledb")
+        #expect(config.registration == .closed)
+    }
+}
