@@ -4,7 +4,7 @@ import NIOPosix
 import Postgres
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A private PostgreSQL server started from the machine's own server binaries (`initdb`, `pg_ctl`).
@@ -71,7 +71,9 @@ public struct EmbeddedPostgres: Sendable {
         } else {
             // Keep the port of the last run when it is still free, so the server's address stays the same.
             let portFile = directory + "/port"
-            let previous = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            let previous = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap {
+                Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
             port = try Self.freePort(preferring: previous)
             try? String(port).write(toFile: portFile, atomically: true, encoding: .utf8)
             try run(
@@ -323,9 +325,10 @@ struct ServerUser {
     /// The account to switch to, or `nil` to run as this process's user.
     var switchTo: Account?
 
-    static let runuser = ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"].first {
-        FileManager.default.isExecutableFile(atPath: $0)
-    } ?? "/usr/sbin/runuser"
+    static let runuser =
+        ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        } ?? "/usr/sbin/runuser"
 
     static func current() throws -> ServerUser {
         guard geteuid() == 0 else { return ServerUser(switchTo: nil) }

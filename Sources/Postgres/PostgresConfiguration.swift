@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where and how to connect: a libpq connection string (`host=… dbname=…`) or URL (`postgres://…`).
 public struct PostgresConfiguration: Sendable, CustomStringConvertible {
     /// The libpq connection string or URL, with any `+driver` suffix of the scheme removed.
@@ -82,5 +84,3 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
         return pairs
     }
 }
-
-import Foundation

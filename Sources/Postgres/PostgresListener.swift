@@ -49,7 +49,8 @@ public final class PostgresListener: Service, Sendable {
         }
         await withGracefulShutdownHandler {
             await listenLoop()
-        } onGracefulShutdown: {}
+        } onGracefulShutdown: {
+        }
     }
 
     private func listenLoop() async {

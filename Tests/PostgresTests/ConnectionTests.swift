@@ -143,7 +143,12 @@ struct ConnectionTests {
     func terminatedBackend() async throws {
         let pool = try await TestDatabase.makePool(size: 1)
         let firstPID = try await pool.withConnection { $0.backendPID }
-        let admin = PostgresPool(configuration: pool.configuration, options: .init(size: 1), threadPool: TestDatabase.threadPool, logger: TestDatabase.logger)
+        let admin = PostgresPool(
+            configuration: pool.configuration,
+            options: .init(size: 1),
+            threadPool: TestDatabase.threadPool,
+            logger: TestDatabase.logger
+        )
         #expect(try await admin.query("SELECT pg_terminate_backend(\(firstPID))")[0].decode(Bool.self, at: 0))
         try await Task.sleep(for: .milliseconds(100))
         let (pid, value) = try await pool.withConnection { connection in

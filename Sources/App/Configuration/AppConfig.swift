@@ -68,7 +68,9 @@ public struct AppConfig: Sendable {
         port = reader.integer("PORT", default: 8002, range: 0...65535)
         if let key = reader.string("SECRET_KEY") {
             if key.utf8.count < 32 {
-                reader.problems.append("SECRET_KEY must be at least 32 bytes long (it signs login tokens with HS256); generate one with: openssl rand -hex 32")
+                reader.problems.append(
+                    "SECRET_KEY must be at least 32 bytes long (it signs login tokens with HS256); generate one with: openssl rand -hex 32"
+                )
             }
             secretKey = key
             secretKeyIsEphemeral = false

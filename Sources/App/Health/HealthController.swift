@@ -31,7 +31,10 @@ struct HealthController<Context: RequestContext>: Sendable {
             throw APIError(.serviceUnavailable, "database unavailable: \(error.description)", headers: [.retryAfter: "5"])
         }
         guard version >= requiredSchemaVersion else {
-            throw APIError(.serviceUnavailable, "database schema is at version \(version); this server needs \(requiredSchemaVersion): run analytics-api migrate")
+            throw APIError(
+                .serviceUnavailable,
+                "database schema is at version \(version); this server needs \(requiredSchemaVersion): run analytics-api migrate"
+            )
         }
         return try Readiness(status: "ready", database: "ok", migration: version).response(from: request, context: context)
     }
