@@ -29,6 +29,7 @@ func buildRouter(config: AppConfig, database: Database) -> Router<AppRequestCont
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: RequestLoggingMiddleware())
     router.add(middleware: ErrorMiddleware())
+    router.add(middleware: BodyLimitMiddleware(maxBodySize: config.maxBodySize))
 
     HealthController(pool: database.pool, requiredSchemaVersion: database.schemaVersion).addRoutes(to: router)
     return router

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOPosix
 import Postgres
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -101,15 +102,18 @@ public struct EmbeddedPostgres: Sendable {
     public static func createDatabaseIfMissing(_ database: String, on server: PostgresConfiguration) async throws {
         let threadPool = NIOThreadPool.singleton
         let connection = try await PostgresConnection.connect(server.with(database: "postgres"), threadPool: threadPool)
-        defer { Task { await connection.close() } }
-        let exists = try await connection.query("SELECT 1 FROM pg_database WHERE datname = \(database)").count > 0
-        if !exists {
-            do {
+        do {
+            let exists = try await connection.query("SELECT 1 FROM pg_database WHERE datname = \(database)").count > 0
+            if !exists {
                 try await connection.executeScript(unsafeSQL: "CREATE DATABASE \(PostgresIdentifier.quote(database))")
-            } catch let error as PostgresError where error.code == SQLState(rawValue: "42P04") {
-                // Created concurrently by another process: fine.
             }
+        } catch let error as PostgresError where error.code == SQLState(rawValue: "42P04") {
+            // Created concurrently by another process: fine.
+        } catch {
+            await connection.close()
+            throw error
         }
+        await connection.close()
     }
 
     // MARK: Steps
@@ -192,20 +196,31 @@ public struct EmbeddedPostgres: Sendable {
 
     // MARK: Binaries and processes
 
-    struct Binaries {
-        var initdb: String
-        var pgCtl: String
+    /// Paths of the server programs used.
+    public struct Binaries: Sendable {
+        public var initdb: String
+        public var pgCtl: String
     }
 
     /// Finds `initdb` and `pg_ctl`: in `preferred`, on PATH, in `pg_config --bindir`, or under `/usr/lib/postgresql/*/bin`.
     static func findBinaries(preferred: String?) throws -> Binaries {
+        try findBinaries(in: candidateFolders(preferred: preferred))
+    }
+
+    /// The folders searched for server binaries, in order.
+    public static func candidateFolders(preferred: String?) -> [String] {
         var candidates: [String] = []
         if let preferred { candidates.append(preferred) }
         candidates += (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
         if let bindir = try? capture("pg_config", ["--bindir"]) { candidates.append(bindir) }
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
         candidates += versions.sorted { (Int($0) ?? 0) > (Int($1) ?? 0) }.map { "/usr/lib/postgresql/\($0)/bin" }
-        for folder in candidates {
+        return candidates
+    }
+
+    /// The first folder holding both `initdb` and `pg_ctl`.
+    public static func findBinaries(in folders: [String]) throws -> Binaries {
+        for folder in folders {
             let initdb = folder + "/initdb"
             let pgCtl = folder + "/pg_ctl"
             if FileManager.default.isExecutableFile(atPath: initdb), FileManager.default.isExecutableFile(atPath: pgCtl) {
@@ -272,25 +287,30 @@ public struct EmbeddedPostgres: Sendable {
     ///
     /// Uses `posix_spawn` rather than Foundation's `Process`, so that it also works from an `atexit` handler.
     static func launch(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
-        var pipeDescriptors: [Int32] = [0, 0]
-        guard pipe(&pipeDescriptors) == 0 else { throw Failure("cannot create a pipe to run \(executable)") }
-        let (readEnd, writeEnd) = (pipeDescriptors[0], pipeDescriptors[1])
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
-        posix_spawn_file_actions_addclose(&actions, readEnd)
-        posix_spawn_file_actions_addclose(&actions, writeEnd)
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid = pid_t()
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        close(writeEnd)
+        // A server started by pg_ctl keeps every descriptor it inherits open for its whole life. So each pipe is
+        // close-on-exec, and pipes are made and handed to children one launch at a time: a launch running at the
+        // same time never passes our pipe on to its server, which would keep us waiting for the end of output.
+        let (spawned, pid, readEnd) = spawnLock.withLock { _ -> (Int32, pid_t, Int32) in
+            var pipeDescriptors: [Int32] = [0, 0]
+            guard pipe(&pipeDescriptors) == 0 else { return (errno, 0, -1) }
+            let (readEnd, writeEnd) = (pipeDescriptors[0], pipeDescriptors[1])
+            _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
+            posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
+            let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+            defer { argv.forEach { free($0) } }
+            var pid = pid_t()
+            let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+            close(writeEnd)
+            if spawned != 0 { close(readEnd) }
+            return (spawned, pid, readEnd)
+        }
         guard spawned == 0 else {
-            close(readEnd)
             throw Failure("cannot run \(executable): \(String(cString: strerror(spawned)))")
         }
         var output: [UInt8] = []
@@ -313,6 +333,9 @@ public struct EmbeddedPostgres: Sendable {
         return (exitStatus, String(decoding: output, as: UTF8.self))
     }
 }
+
+/// Serialises making pipes and spawning children (see `EmbeddedPostgres.launch`).
+private let spawnLock = Mutex(())
 
 /// Who runs the server: this process's user, or the `postgres` system user when this process is root.
 struct ServerUser {

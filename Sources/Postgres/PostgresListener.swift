@@ -58,22 +58,32 @@ public final class PostgresListener: Service, Sendable {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             do {
                 let connection = try await PostgresConnection.connect(configuration, threadPool: threadPool)
-                defer { Task { await connection.close() } }
-                for channel in channels {
-                    try await connection.executeScript(unsafeSQL: "LISTEN \(PostgresIdentifier.quote(channel))")
-                }
                 backoff = .milliseconds(100)
-                reconnectContinuation.yield()
-                logger.debug("listening", metadata: ["channels": "\(channels)"])
-                while !Task.isCancelled, !Task.isShuttingDownGracefully {
-                    let received = try await connection.waitForNotifications(timeout: .milliseconds(250))
-                    for notification in received { continuation.yield(notification) }
+                do {
+                    try await listen(on: connection)
+                } catch {
+                    await connection.close()
+                    throw error
                 }
+                await connection.close()
             } catch {
                 logger.warning("listener connection lost; reconnecting", metadata: ["error": "\(String(reflecting: error))"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
             }
+        }
+    }
+
+    /// Listens on `connection` until cancelled or shut down; throws when the connection breaks.
+    private func listen(on connection: PostgresConnection) async throws {
+        for channel in channels {
+            try await connection.executeScript(unsafeSQL: "LISTEN \(PostgresIdentifier.quote(channel))")
+        }
+        reconnectContinuation.yield()
+        logger.debug("listening", metadata: ["channels": "\(channels)"])
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            let received = try await connection.waitForNotifications(timeout: .milliseconds(250))
+            for notification in received { continuation.yield(notification) }
         }
     }
 }

@@ -25,7 +25,8 @@ struct CommonOptions: ParsableArguments {
         do {
             return try AppConfig.load(dotEnvPath: envFile)
         } catch let error as AppConfig.Invalid {
-            throw ValidationError(error.description)
+            FileHandle.standardError.write(Data("analytics-api: \(error.description)\nSee .env.example for every setting.\n".utf8))
+            throw ExitCode(2)
         }
     }
 

@@ -45,6 +45,24 @@ struct HealthTests {
         }
     }
 
+    @Test("a body larger than MAX_BODY_SIZE gets 413 before it is read")
+    func bodyTooLarge() async throws {
+        try await withTestApp(["MAX_BODY_SIZE": "1KB"]) { client in
+            let big = ByteBuffer(repeating: UInt8(ascii: "x"), count: 2048)
+            try await client.execute(uri: "/api/events/", method: .post, body: big) { response in
+                #expect(response.status == .contentTooLarge)
+                let body = try response.json()
+                guard case .string(let detail) = body["detail"] else { throw Failure("no detail") }
+                #expect(detail.contains("1024"))
+            }
+            try await client.execute(uri: "/v0/events?name=events", method: .post, body: big) { response in
+                #expect(response.status == .contentTooLarge)
+                let body = try response.json()
+                #expect(body["error"] != nil)
+            }
+        }
+    }
+
     @Test("/ready answers 503 while the database is stopped and 200 again once it is back, without a restart")
     func readyFollowsTheDatabase() async throws {
         let directory = FileManager.default.temporaryDirectory.path + "/analytics-api-tests/restart-\(UUID().uuidString.prefix(8))"
