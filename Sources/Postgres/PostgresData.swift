@@ -314,6 +314,18 @@ public enum PostgresTimestamp {
         return text + "+00"
     }
 
+    /// Formats a date as ISO-8601 UTC with milliseconds when it has a fraction: `2024-05-01T12:30:00Z`, `…:00.250Z`.
+    public static func iso8601(_ date: Date) -> String {
+        let text = format(date)  // 2024-05-01 12:30:00[.ffffff]+00
+        guard text.hasSuffix("+00") else { return text }
+        var core = String(text.dropLast(3)).replacingOccurrences(of: " ", with: "T")
+        if let dot = core.firstIndex(of: ".") {
+            let fraction = core[core.index(after: dot)...].prefix(3)
+            core = String(core[..<dot]) + "." + fraction
+        }
+        return core + "Z"
+    }
+
     /// Parses `YYYY-MM-DD[ HH:MM:SS[.ffffff]][(+|-)HH[:MM[:SS]]]`; a value without offset is UTC.
     public static func parse(_ text: String) -> Date? {
         switch text {

@@ -18,14 +18,35 @@ func testConfig(database: PostgresConfiguration, _ overrides: [String: String] =
     return try AppConfig(values: values)
 }
 
+/// The admin token test applications accept under `/v0`.
+let testAdminToken = "test-admin-token-0123456789"
+
 /// Builds the application on a fresh database and runs `body` against its router.
 func withTestApp(
     _ overrides: [String: String] = [:],
     _ body: @Sendable (any TestClientProtocol) async throws -> Void
 ) async throws {
+    try await withTestApp(overrides) { client, _ in try await body(client) }
+}
+
+/// Builds the application on a fresh database and runs `body` with a client and a pool on the same database.
+func withTestApp(
+    _ overrides: [String: String] = [:],
+    testingSetup: TestingSetup = .router,
+    _ body: @Sendable (any TestClientProtocol, PostgresPool) async throws -> Void
+) async throws {
     let database = try await TestDatabase.create()
-    let app = try await buildApplication(try testConfig(database: database, overrides), logger: TestDatabase.logger)
-    try await app.test(.router, body)
+    var settings = ["ADMIN_TOKEN": testAdminToken]
+    settings.merge(overrides) { $1 }
+    let app = try await buildApplication(try testConfig(database: database, settings), logger: TestDatabase.logger)
+    let pool = PostgresPool(configuration: database, options: .init(size: 2), threadPool: TestDatabase.threadPool, logger: TestDatabase.logger)
+    try await app.test(testingSetup) { client in try await body(client, pool) }
+    await pool.close()
+}
+
+extension ByteBuffer {
+    /// A buffer holding a string's UTF-8 bytes.
+    init(text: String) { self.init(string: text) }
 }
 
 extension TestResponse {

@@ -26,6 +26,10 @@ public struct AppConfig: Sendable {
     public var logLevel: Logger.Level
     /// Whether `serve` applies pending migrations at start-up.
     public var migrateOnStart: Bool
+    /// How client IP addresses are stored with events.
+    public var ipStorage: EventNormalizer.IPStorage
+    /// Seconds an event's client time may lie in the future (clock skew) before the row is rejected.
+    public var maxFutureSkew: Double
 
     /// Who may register through `POST /api/auth/register`.
     public enum RegistrationPolicy: String, Sendable, CaseIterable {
@@ -92,6 +96,8 @@ public struct AppConfig: Sendable {
         databasePoolSize = reader.integer("DB_POOL_SIZE", default: 10, range: 1...500)
         logLevel = reader.choice("LOG_LEVEL", default: .info)
         migrateOnStart = reader.boolean("MIGRATE_ON_START", default: true)
+        ipStorage = reader.choice("IP_STORAGE", default: .truncated)
+        maxFutureSkew = Double(reader.integer("MAX_FUTURE_SKEW_SECONDS", default: 300, range: 0...86_400 * 365))
         if !reader.problems.isEmpty { throw Invalid(problems: reader.problems) }
     }
 }

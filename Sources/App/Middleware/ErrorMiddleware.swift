@@ -59,7 +59,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         var headers = error.headers
         headers[.contentType] = "application/json; charset=utf-8"
-        let data = (try? JSONEncoder().encode(body)) ?? Data(#"{"detail":"error"}"#.utf8)
+        let data = (try? JSONEncoder.api.encode(body)) ?? Data(#"{"detail":"error"}"#.utf8)
         return Response(status: error.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 

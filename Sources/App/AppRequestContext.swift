@@ -1,0 +1,42 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The request context used by every route: Hummingbird's core context plus the client's address.
+public struct AppRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The peer of the connection (a proxy, when there is one in front).
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+
+    /// JSON with ISO-8601 dates and unescaped slashes (`"/pricing"`, not `"\/pricing"`).
+    public var responseEncoder: JSONEncoder { JSONEncoder.api }
+
+    /// The client's IP: the first `X-Forwarded-For` entry when present, else the connection's peer.
+    public func clientIP(_ request: Request) -> String? {
+        if let forwarded = request.headers[.xForwardedFor]?.split(separator: ",").first {
+            let ip = forwarded.trimmingCharacters(in: .whitespaces)
+            if !ip.isEmpty { return ip }
+        }
+        return remoteAddress?.ipAddress
+    }
+}
+
+extension HTTPField.Name {
+    static let xForwardedFor = Self("X-Forwarded-For")!
+}
+
+extension JSONEncoder {
+    /// The encoder of every JSON response.
+    static var api: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+}

@@ -1,0 +1,188 @@
+import Foundation
+import HTTPTypes
+import Logging
+import Postgres
+import ServiceLifecycle
+import Synchronization
+
+/// An event as stored: the record and its id.
+public struct StoredEvent: Sendable, Equatable {
+    public var id: Int
+    public var record: EventRecord
+}
+
+/// The group-commit writer: the one place events are written.
+///
+/// Requests hand their records to `write`, which returns once they are committed. The writer takes everything
+/// waiting (up to `maxBatchRows`), writes it with one `COPY` in one transaction and then completes every request
+/// in the batch, so concurrent requests share commits. Records whose `event_id` is already stored in the workspace
+/// (or repeated in the batch) are not stored again. A failed write fails exactly the requests in the batch; when
+/// the failure is not the database being unavailable, the requests are retried one by one so that one bad request
+/// does not fail the others. Committed events are published on `committed` for realtime delivery.
+public final class EventWriter: Service, Sendable {
+    /// What happened to each record of a `write`, in order.
+    public enum Outcome: Sendable, Equatable {
+        case stored(StoredEvent)
+        /// Its `event_id` was already stored (or came earlier in the same batch).
+        case duplicate(eventID: String)
+    }
+
+    private struct Pending {
+        let records: [EventRecord]
+        let continuation: CheckedContinuation<[Outcome], any Error>
+    }
+
+    private struct Queue {
+        var pending: [Pending] = []
+        var closed = false
+    }
+
+    let pool: PostgresPool
+    let logger: Logger
+    let maxBatchRows: Int
+    private let queue = Mutex(Queue())
+    private let doorbell: AsyncStream<Void>
+    private let ring: AsyncStream<Void>.Continuation
+    private let publisher: AsyncStream<[StoredEvent]>.Continuation
+    /// Batches of committed events, in commit order (for the realtime hub). Old batches are dropped if nobody reads.
+    public let committed: AsyncStream<[StoredEvent]>
+
+    public init(pool: PostgresPool, logger: Logger, maxBatchRows: Int = 5000) {
+        self.pool = pool
+        self.logger = logger
+        self.maxBatchRows = maxBatchRows
+        (doorbell, ring) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+        (committed, publisher) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1024))
+    }
+
+    /// Stores records and returns once they are committed (or fails with the write's error).
+    public func write(_ records: [EventRecord]) async throws -> [Outcome] {
+        guard !records.isEmpty else { return [] }
+        return try await withCheckedThrowingContinuation { continuation in
+            let accepted = queue.withLock { queue in
+                guard !queue.closed else { return false }
+                queue.pending.append(Pending(records: records, continuation: continuation))
+                return true
+            }
+            if accepted {
+                ring.yield()
+            } else {
+                continuation.resume(throwing: APIError(.serviceUnavailable, "the server is shutting down", headers: [.retryAfter: "5"]))
+            }
+        }
+    }
+
+    /// Writes batches as requests arrive; at graceful shutdown stops accepting and drains what is waiting.
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            for await _ in doorbell {
+                await drain()
+            }
+        } onGracefulShutdown: { [self] in
+            queue.withLock { $0.closed = true }
+            ring.finish()
+        }
+        queue.withLock { $0.closed = true }
+        await drain()
+        publisher.finish()
+    }
+
+    /// Writes everything waiting, batch after batch.
+    private func drain() async {
+        while true {
+            let batch = queue.withLock { queue -> [Pending] in
+                var rows = 0
+                var count = 0
+                while count < queue.pending.count, count == 0 || rows + queue.pending[count].records.count <= maxBatchRows {
+                    rows += queue.pending[count].records.count
+                    count += 1
+                }
+                defer { queue.pending.removeFirst(count) }
+                return Array(queue.pending.prefix(count))
+            }
+            if batch.isEmpty { return }
+            await flush(batch)
+        }
+    }
+
+    private func flush(_ batch: [Pending]) async {
+        do {
+            let outcomes = try await store(batch.map(\.records))
+            for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(returning: outcome) }
+        } catch let error as PostgresError where !error.isUnavailable && batch.count > 1 {
+            logger.warning("a batch write failed; retrying its requests one by one", metadata: ["error": "\(String(reflecting: error))"])
+            for pending in batch { await flush([pending]) }
+        } catch {
+            logger.error("event write failed", metadata: ["error": "\(String(reflecting: error))", "requests": "\(batch.count)"])
+            for pending in batch { pending.continuation.resume(throwing: error) }
+        }
+    }
+
+    /// One transaction: claim the event ids, allocate row ids, COPY the new rows. Returns outcomes per request.
+    private func store(_ requests: [[EventRecord]]) async throws -> [[Outcome]] {
+        let records = requests.flatMap { $0 }
+        let stored = try await pool.withTransaction { connection -> [Outcome] in
+            let fresh = try await claimEventIDs(records, on: connection)
+            var unclaimed = fresh
+            var outcomes: [Outcome] = []
+            var rows: [EventRecord] = []
+            for record in records {
+                if let eventID = record.eventID {
+                    guard unclaimed.remove(EventKey(workspaceID: record.workspaceID, eventID: eventID)) != nil else {
+                        outcomes.append(.duplicate(eventID: eventID))
+                        continue
+                    }
+                }
+                rows.append(record)
+                outcomes.append(.stored(StoredEvent(id: 0, record: record)))
+            }
+            guard !rows.isEmpty else { return outcomes }
+            let ids = try await connection.query(
+                "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, \(rows.count))"
+            ).decode((Int).self)
+            var copyRows: [[String?]] = []
+            copyRows.reserveCapacity(rows.count)
+            for (id, row) in zip(ids, rows) { copyRows.append([String(id)] + row.copyValues) }
+            try await connection.copy(into: "events", columns: ["id"] + EventRecord.copyColumns, rows: copyRows)
+            var nextID = ids.makeIterator()
+            return outcomes.map { outcome in
+                guard case .stored(let event) = outcome, let id = nextID.next() else { return outcome }
+                return .stored(StoredEvent(id: id, record: event.record))
+            }
+        }
+        publisher.yield(stored.compactMap { if case .stored(let event) = $0 { event } else { nil } })
+        var result: [[Outcome]] = []
+        var index = 0
+        for request in requests {
+            result.append(Array(stored[index..<index + request.count]))
+            index += request.count
+        }
+        return result
+    }
+
+    private struct EventKey: Hashable {
+        var workspaceID: Int
+        var eventID: String
+    }
+
+    /// Inserts the batch's event ids and returns those that were new (each once, however often it appears).
+    private func claimEventIDs(_ records: [EventRecord], on connection: PostgresConnection) async throws -> Set<EventKey> {
+        var idsByWorkspace: [Int: [String]] = [:]
+        for record in records {
+            if let eventID = record.eventID { idsByWorkspace[record.workspaceID, default: []].append(eventID) }
+        }
+        var fresh: Set<EventKey> = []
+        for (workspaceID, ids) in idsByWorkspace {
+            let rows = try await connection.query(
+                """
+                INSERT INTO event_ids (workspace_id, event_id)
+                SELECT \(workspaceID), id FROM unnest(\(ids)::text[]) AS id
+                ON CONFLICT DO NOTHING
+                RETURNING event_id
+                """
+            )
+            for eventID in try rows.decode((String).self) { fresh.insert(EventKey(workspaceID: workspaceID, eventID: eventID)) }
+        }
+        return fresh
+    }
+}
