@@ -17,9 +17,12 @@ public struct AppRequestContext: RequestContext, RemoteAddressRequestContext {
     /// JSON with ISO-8601 dates and unescaped slashes (`"/pricing"`, not `"\/pricing"`).
     public var responseEncoder: JSONEncoder { JSONEncoder.api }
 
-    /// The client's IP: the first `X-Forwarded-For` entry when present, else the connection's peer.
+    /// Whether `X-Forwarded-For` names the client (`TRUST_FORWARDED_FOR`); set by the router's middleware.
+    public var trustForwardedFor = false
+
+    /// The client's IP: the first `X-Forwarded-For` entry when trusted and present, else the connection's peer.
     public func clientIP(_ request: Request) -> String? {
-        if let forwarded = request.headers[.xForwardedFor]?.split(separator: ",").first {
+        if trustForwardedFor, let forwarded = request.headers[.xForwardedFor]?.split(separator: ",").first {
             let ip = forwarded.trimmingCharacters(in: .whitespaces)
             if !ip.isEmpty { return ip }
         }
@@ -38,5 +41,17 @@ extension JSONEncoder {
         encoder.outputFormatting = [.withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
         return encoder
+    }
+}
+
+/// Records on the context whether `X-Forwarded-For` is trusted.
+struct ProxyMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let trustForwardedFor: Bool
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        context.trustForwardedFor = trustForwardedFor
+        return try await next(request, context)
     }
 }

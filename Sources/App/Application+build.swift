@@ -29,6 +29,13 @@ func buildRouter(config: AppConfig, database: Database, writer: EventWriter) -> 
     router.add(middleware: RequestLoggingMiddleware())
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: BodyLimitMiddleware(maxBodySize: config.maxBodySize))
+    router.add(middleware: ProxyMiddleware(trustForwardedFor: config.trustForwardedFor))
+    router.add(
+        middleware: RateLimitMiddleware(
+            perIP: config.rateLimitPerIP > 0 ? RateLimiter(rate: config.rateLimitPerIP, burst: Int(config.rateLimitPerIP * 2)) : nil,
+            perToken: config.rateLimitPerToken > 0 ? RateLimiter(rate: config.rateLimitPerToken, burst: Int(config.rateLimitPerToken * 2)) : nil
+        )
+    )
 
     HealthController(pool: database.pool, requiredSchemaVersion: database.schemaVersion).addRoutes(to: router)
     EventsController(

@@ -430,4 +430,31 @@ struct IngestTests {
             }
         }
     }
+
+    @Test("ingest past the per-IP and per-token limits answers 429 with Retry-After and X-RateLimit headers")
+    func rateLimits() async throws {
+        try await withTestApp(["RATE_LIMIT_PER_IP": "1", "RATE_LIMIT_PER_TOKEN": "2", "TRUST_FORWARDED_FOR": "true"]) { client, _ in
+            let event = ByteBuffer(text: #"{"page": "/"}"#)
+            let alice: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "198.51.100.7"]
+            var statuses: [HTTPResponse.Status] = []
+            for _ in 0..<3 {
+                try await client.execute(uri: "/api/events/", method: .post, headers: alice, body: event) { response in
+                    statuses.append(response.status)
+                    #expect(response.headers[HTTPField.Name("X-RateLimit-Limit")!] == "2")
+                    if response.status == .tooManyRequests {
+                        #expect(response.headers[.retryAfter] == "1")
+                        #expect(response.headers[HTTPField.Name("X-RateLimit-Remaining")!] == "0")
+                        let body = try response.json()
+                        #expect(body["detail"] != nil)
+                    }
+                }
+            }
+            #expect(statuses == [.created, .created, .tooManyRequests])
+            // Another client is not limited by the first one's bucket.
+            let bob: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "198.51.100.8"]
+            try await client.execute(uri: "/api/events/", method: .post, headers: bob, body: event) { #expect($0.status == .created) }
+            // Reading is never limited.
+            try await client.execute(uri: "/api/events/1", method: .get, headers: alice) { #expect($0.status == .ok) }
+        }
+    }
 }

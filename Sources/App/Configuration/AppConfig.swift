@@ -28,6 +28,12 @@ public struct AppConfig: Sendable {
     public var migrateOnStart: Bool
     /// How client IP addresses are stored with events.
     public var ipStorage: EventNormalizer.IPStorage
+    /// Ingest requests per second allowed per client IP (0: no limit); bursts of twice that pass.
+    public var rateLimitPerIP: Double
+    /// Ingest requests per second allowed per API token (0: no limit); bursts of twice that pass.
+    public var rateLimitPerToken: Double
+    /// Whether the client IP is read from `X-Forwarded-For` (set only behind a proxy that sets it).
+    public var trustForwardedFor: Bool
     /// Seconds an event's client time may lie in the future (clock skew) before the row is rejected.
     public var maxFutureSkew: Double
 
@@ -97,6 +103,9 @@ public struct AppConfig: Sendable {
         logLevel = reader.choice("LOG_LEVEL", default: .info)
         migrateOnStart = reader.boolean("MIGRATE_ON_START", default: true)
         ipStorage = reader.choice("IP_STORAGE", default: .truncated)
+        rateLimitPerIP = Double(reader.integer("RATE_LIMIT_PER_IP", default: 0, range: 0...1_000_000))
+        rateLimitPerToken = Double(reader.integer("RATE_LIMIT_PER_TOKEN", default: 0, range: 0...1_000_000))
+        trustForwardedFor = reader.boolean("TRUST_FORWARDED_FOR", default: false)
         maxFutureSkew = Double(reader.integer("MAX_FUTURE_SKEW_SECONDS", default: 300, range: 0...86_400 * 365))
         if !reader.problems.isEmpty { throw Invalid(problems: reader.problems) }
     }
