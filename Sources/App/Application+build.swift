@@ -46,7 +46,8 @@ func buildRouter(config: AppConfig, database: Database, writer: EventWriter) -> 
         ),
         pool: database.pool,
         maxBodySize: config.maxBodySize,
-        v0Auth: V0Authenticator(adminToken: config.adminToken)
+        v0Auth: V0Authenticator(adminToken: config.adminToken),
+        requireIngestToken: config.requireIngestToken
     ).addRoutes(to: router)
     return router
 }

@@ -457,4 +457,20 @@ struct IngestTests {
             try await client.execute(uri: "/api/events/1", method: .get, headers: alice) { #expect($0.status == .ok) }
         }
     }
+
+    @Test("REQUIRE_INGEST_TOKEN makes /api/events posts need the token")
+    func requiredIngestToken() async throws {
+        try await withTestApp(["REQUIRE_INGEST_TOKEN": "true"]) { client, pool in
+            let event = ByteBuffer(text: #"{"page": "/"}"#)
+            try await client.execute(uri: "/api/events/", method: .post, body: event) { response in
+                #expect(response.status == .unauthorized)
+                #expect(response.headers[.wwwAuthenticate] == "Bearer")
+            }
+            try await client.execute(uri: "/api/events/batch", method: .post, body: event) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/api/events/", method: .post, headers: [.authorization: "Bearer \(testAdminToken)"], body: event) {
+                #expect($0.status == .created)
+            }
+            #expect(try await pool.query("SELECT count(*) FROM events")[0].decode(Int.self, at: 0) == 1)
+        }
+    }
 }

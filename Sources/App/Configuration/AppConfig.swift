@@ -28,6 +28,8 @@ public struct AppConfig: Sendable {
     public var migrateOnStart: Bool
     /// How client IP addresses are stored with events.
     public var ipStorage: EventNormalizer.IPStorage
+    /// Whether `POST /api/events…` needs an append (or admin) token; anonymous by default, as in seed 004.
+    public var requireIngestToken: Bool
     /// Ingest requests per second allowed per client IP (0: no limit); bursts of twice that pass.
     public var rateLimitPerIP: Double
     /// Ingest requests per second allowed per API token (0: no limit); bursts of twice that pass.
@@ -103,6 +105,7 @@ public struct AppConfig: Sendable {
         logLevel = reader.choice("LOG_LEVEL", default: .info)
         migrateOnStart = reader.boolean("MIGRATE_ON_START", default: true)
         ipStorage = reader.choice("IP_STORAGE", default: .truncated)
+        requireIngestToken = reader.boolean("REQUIRE_INGEST_TOKEN", default: false)
         rateLimitPerIP = Double(reader.integer("RATE_LIMIT_PER_IP", default: 0, range: 0...1_000_000))
         rateLimitPerToken = Double(reader.integer("RATE_LIMIT_PER_TOKEN", default: 0, range: 0...1_000_000))
         trustForwardedFor = reader.boolean("TRUST_FORWARDED_FOR", default: false)

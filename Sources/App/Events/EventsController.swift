@@ -11,6 +11,8 @@ struct EventsController: Sendable {
     let pool: PostgresPool
     let maxBodySize: Int
     let v0Auth: V0Authenticator
+    /// `REQUIRE_INGEST_TOKEN`: `/api/events` posts need a token too.
+    let requireIngestToken: Bool
 
     func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/api/events", use: create)
@@ -25,6 +27,7 @@ struct EventsController: Sendable {
 
     /// `POST /api/events/`: one event → 201 with the stored event (200 with the stored one when its `event_id` is known).
     @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try authorizeAPIIngest(request)
         let rows = try IngestBody.rows(from: try await body(request))
         guard rows.count == 1, case .object(let object, _) = rows[0] else {
             throw APIError.badRequest("send one JSON object; use /api/events/batch for several")
@@ -55,6 +58,7 @@ struct EventsController: Sendable {
 
     /// `POST /api/events/batch`: a JSON array or NDJSON → `{"successful_rows", "quarantined_rows"}`.
     @Sendable func createBatch(_ request: Request, context: AppRequestContext) async throws -> IngestSummary {
+        try authorizeAPIIngest(request)
         let rows = try IngestBody.rows(from: try await body(request))
         let origin = EventNormalizer.Origin(
             workspaceID: Workspace.defaultID,
@@ -202,6 +206,11 @@ struct EventsController: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Anonymous unless `REQUIRE_INGEST_TOKEN` is set.
+    func authorizeAPIIngest(_ request: Request) throws(APIError) {
+        if requireIngestToken { _ = try v0Auth.authenticate(request, scope: .append) }
+    }
 
     /// The whole body, up to `MAX_BODY_SIZE` (413 past it).
     func body(_ request: Request) async throws -> Data {
