@@ -235,15 +235,15 @@ struct FieldReader {
         switch object[field] {
         case nil, .null: return nil
         case .string(let text):
-            guard let parsed = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
+            guard let parsed = try? JSONParser.parse(text) else {
                 fail(field, "must be a JSON object or a string holding JSON", type: "json_invalid")
                 return nil
             }
             value = parsed
         case .some(let other): value = other
         }
-        guard let data = try? JSONEncoder().encode(value), let text = String(data: data, encoding: .utf8) else { return nil }
-        if data.count > limit {
+        let text = value.jsonText
+        if text.utf8.count > limit {
             fail(field, "is larger than \(limit) bytes", type: "too_long")
             return nil
         }

@@ -48,8 +48,14 @@ public enum ReferrerClassifier {
         return TrafficSource(source: "referral", domain: domain)
     }
 
+    static let hostCache = BoundedCache<String, String?>(capacity: 10_000)
+
     /// The lowercased host of a URL or bare host name.
     static func host(of text: String) -> String? {
+        hostCache.value(for: text) { parseHost(text) }
+    }
+
+    static func parseHost(_ text: String) -> String? {
         let withScheme = text.contains("://") ? text : "https://" + text
         guard let host = URLComponents(string: withScheme)?.host?.lowercased(), !host.isEmpty else { return nil }
         return host

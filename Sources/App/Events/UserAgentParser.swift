@@ -40,11 +40,18 @@ public enum UserAgentParser {
         ("-bot", "Bot"), ("monitor", "Monitor"),
     ]
 
+    /// Parsed user agents: real traffic repeats a few thousand strings.
+    static let cache = BoundedCache<String, UserAgentInfo>(capacity: 10_000)
+
     /// Parses a user agent; nil or empty gives an unknown desktop client that is not flagged as a bot.
     public static func parse(_ userAgent: String?) -> UserAgentInfo {
         guard let userAgent, !userAgent.isEmpty else {
             return UserAgentInfo(browser: nil, os: nil, deviceType: "desktop", isBot: false)
         }
+        return cache.value(for: userAgent) { parseUncached(userAgent) }
+    }
+
+    static func parseUncached(_ userAgent: String) -> UserAgentInfo {
         let lower = userAgent.lowercased()
         let os = operatingSystem(lower)
         if let bot = botMarkers.first(where: { lower.contains($0.marker) }) {

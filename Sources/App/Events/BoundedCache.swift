@@ -1,0 +1,21 @@
+import Synchronization
+
+/// A small thread-safe memo for pure functions of repeating inputs (user agents, referrer hosts).
+/// When full it starts over: simpler than LRU, and the hot entries come back at once.
+final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    private let storage = Mutex<[Key: Value]>([:])
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// The cached value for `key`, computing and storing it on a miss.
+    func value(for key: Key, compute: () -> Value) -> Value {
+        if let hit = storage.withLock({ $0[key] }) { return hit }
+        let value = compute()
+        storage.withLock { storage in
+            if storage.count >= capacity { storage.removeAll(keepingCapacity: true) }
+            storage[key] = value
+        }
+        return value
+    }
+}
