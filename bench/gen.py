@@ -7,6 +7,9 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 rows, tsv_path, ndjson_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+# Event times spread over the last SPREAD_SECONDS (default 30 days: a backfill; a few minutes: live traffic).
+import os
+spread = float(os.environ.get("SPREAD_SECONDS", 30 * 86400))
 rng = random.Random(int(sys.argv[4]) if len(sys.argv) > 4 else 42)
 pages = ["/", "/pricing", "/signup", "/docs", "/blog", "/about", "/features", "/login", "/checkout", "/contact"]
 agents = [
@@ -26,7 +29,7 @@ with open(tsv_path, "w") as tsv, open(ndjson_path, "w") as ndjson:
         user = f"u{rng.randrange(rows // 20 + 1)}"
         page = rng.choice(pages)
         duration = round(rng.uniform(1, 300), 1)
-        time = now - timedelta(seconds=rng.uniform(0, 30 * 86400))
+        time = now - timedelta(seconds=rng.uniform(0, spread))
         stamp = time.strftime("%Y-%m-%d %H:%M:%S.%f+00")
         tsv.write("\t".join([
             "1", stamp, stamp, "page_view", user, session, page, referrer or "\\N", source, domain or "\\N", agent, browser, os_name,

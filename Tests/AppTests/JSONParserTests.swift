@@ -1,12 +1,14 @@
-@testable import App
 import Foundation
 import Testing
+
+@testable import App
 
 @Suite("JSON parser")
 struct JSONParserTests {
     @Test("parses every JSON kind, escapes and numbers")
     func valid() throws {
-        let text = #"{"s": "a\"b\\c\/d\n\t\u00e9\ud83c\udf89", "i": -42, "d": 45.5, "e": 1e3, "t": true, "f": false, "n": null, "a": [1, [2], {}], "o": {"k": "v"}, "big": 123456789012345678901234567890}"#
+        let text =
+            #"{"s": "a\"b\\c\/d\n\t\u00e9\ud83c\udf89", "i": -42, "d": 45.5, "e": 1e3, "t": true, "f": false, "n": null, "a": [1, [2], {}], "o": {"k": "v"}, "big": 123456789012345678901234567890}"#
         let value = try JSONParser.parse(text)
         #expect(
             value
@@ -29,7 +31,13 @@ struct JSONParserTests {
         #expect(try JSONParser.parse("0") == .int(0))
     }
 
-    @Test("rejects what is not JSON", arguments: ["", "{", "{\"a\":}", "[1,]", "{\"a\":1,}", "\"unterminated", "tru", "01", "1.", "-", "{'a': 1}", "\"tab\tin string\"", "[1] x", "\"\\ud800\"", "nul"])
+    @Test(
+        "rejects what is not JSON",
+        arguments: [
+            "", "{", "{\"a\":}", "[1,]", "{\"a\":1,}", "\"unterminated", "tru", "01", "1.", "-", "{'a': 1}", "\"tab\tin string\"", "[1] x",
+            "\"\\ud800\"", "nul",
+        ]
+    )
     func invalid(_ text: String) {
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(text) }
     }

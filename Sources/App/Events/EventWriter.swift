@@ -15,7 +15,7 @@ public struct StoredEvent: Sendable, Equatable {
 ///
 /// Requests hand their records to `write`, which returns once they are committed. The writer takes everything
 /// waiting (up to `maxBatchRows`), writes it with one `COPY` in one transaction and then completes every request
-/// in the batch, so concurrent requests share commits. Records whose `event_id` is already stored in the workspace
+/// in the batch, so concurrent requests share commits; up to `concurrency` such transactions run at once. Records whose `event_id` is already stored in the workspace
 /// (or repeated in the batch) are not stored again. A failed write fails exactly the requests in the batch; when
 /// the failure is not the database being unavailable, the requests are retried one by one so that one bad request
 /// does not fail the others. Committed events are published on `committed` for realtime delivery.
@@ -34,12 +34,16 @@ public final class EventWriter: Service, Sendable {
 
     private struct Queue {
         var pending: [Pending] = []
+        /// Flushes running now.
+        var inFlight = 0
         var closed = false
     }
 
     let pool: PostgresPool
     let logger: Logger
     let maxBatchRows: Int
+    /// Transactions written at once (PostgreSQL spreads concurrent COPYs over its cores).
+    let concurrency: Int
     private let queue = Mutex(Queue())
     private let doorbell: AsyncStream<Void>
     private let ring: AsyncStream<Void>.Continuation
@@ -47,10 +51,11 @@ public final class EventWriter: Service, Sendable {
     /// Batches of committed events, in commit order (for the realtime hub). Old batches are dropped if nobody reads.
     public let committed: AsyncStream<[StoredEvent]>
 
-    public init(pool: PostgresPool, logger: Logger, maxBatchRows: Int = 5000) {
+    public init(pool: PostgresPool, logger: Logger, maxBatchRows: Int = 5000, concurrency: Int = 2) {
         self.pool = pool
         self.logger = logger
         self.maxBatchRows = maxBatchRows
+        self.concurrency = max(1, concurrency)
         (doorbell, ring) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
         (committed, publisher) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1024))
     }
@@ -72,36 +77,47 @@ public final class EventWriter: Service, Sendable {
         }
     }
 
-    /// Writes batches as requests arrive; at graceful shutdown stops accepting and drains what is waiting.
+    /// Writes batches as requests arrive, up to `concurrency` transactions at once; at graceful shutdown stops
+    /// accepting and drains what is waiting.
     public func run() async throws {
         await withGracefulShutdownHandler {
-            for await _ in doorbell {
-                await drain()
+            await withDiscardingTaskGroup { group in
+                for await _ in doorbell {
+                    // Start a flush per free slot; each finished flush rings again to pick up what came meanwhile.
+                    while let batch = takeBatch() {
+                        group.addTask { [self] in
+                            await flush(batch)
+                            queue.withLock { $0.inFlight -= 1 }
+                            ring.yield()
+                        }
+                    }
+                }
             }
         } onGracefulShutdown: { [self] in
             queue.withLock { $0.closed = true }
             ring.finish()
         }
         queue.withLock { $0.closed = true }
-        await drain()
+        while let batch = takeBatch(ignoringLimit: true) {
+            await flush(batch)
+            queue.withLock { $0.inFlight -= 1 }
+        }
         publisher.finish()
     }
 
-    /// Writes everything waiting, batch after batch.
-    private func drain() async {
-        while true {
-            let batch = queue.withLock { queue -> [Pending] in
-                var rows = 0
-                var count = 0
-                while count < queue.pending.count, count == 0 || rows + queue.pending[count].records.count <= maxBatchRows {
-                    rows += queue.pending[count].records.count
-                    count += 1
-                }
-                defer { queue.pending.removeFirst(count) }
-                return Array(queue.pending.prefix(count))
+    /// The next batch (requests in arrival order, up to `maxBatchRows` rows) if a flush slot is free.
+    private func takeBatch(ignoringLimit: Bool = false) -> [Pending]? {
+        queue.withLock { queue -> [Pending]? in
+            guard !queue.pending.isEmpty, ignoringLimit || queue.inFlight < concurrency else { return nil }
+            var rows = 0
+            var count = 0
+            while count < queue.pending.count, count == 0 || rows + queue.pending[count].records.count <= maxBatchRows {
+                rows += queue.pending[count].records.count
+                count += 1
             }
-            if batch.isEmpty { return }
-            await flush(batch)
+            defer { queue.pending.removeFirst(count) }
+            queue.inFlight += 1
+            return Array(queue.pending.prefix(count))
         }
     }
 
