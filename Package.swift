@@ -1,11 +1,5 @@
 // swift-tools-version:6.2
-import Foundation
 import PackageDescription
-
-/// Every numbered SQL file in `migrations/` ships with the binary.
-let migrationFiles = ((try? FileManager.default.contentsOfDirectory(atPath: Context.packageDirectory + "/migrations")) ?? [])
-    .filter { $0.hasSuffix(".sql") }
-    .sorted()
 
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -74,11 +68,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The schema: numbered SQL files applied in order.
+        // The schema: numbered SQL files in migrations/sql, shipped with the binary and applied in order.
         .target(
             name: "Migrations",
             path: "migrations",
-            resources: migrationFiles.map { .copy($0) },
+            resources: [.copy("sql")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
