@@ -301,17 +301,50 @@ public enum PostgresTimestamp {
             micros += 1_000_000
             seconds -= 1
         }
-        var time = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let digits = String(value)
-            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        // Civil date from days since the epoch (Howard Hinnant's algorithm), written digit by digit: this runs for
+        // every stored event, so it avoids the C library and string interpolation.
+        let days = Int(seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400)
+        let secondOfDay = Int(seconds) - days * 86_400
+        let shifted = days + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        guard (0...9999).contains(year) else { return String(format: "%04d-01-01 00:00:00+00", max(0, min(year, 9999))) }
+
+        var bytes = [UInt8](repeating: 0, count: micros != 0 ? 29 : 22)
+        func put(_ value: Int, at offset: Int, width: Int) {
+            var value = value
+            for position in stride(from: offset + width - 1, through: offset, by: -1) {
+                bytes[position] = UInt8(48 + value % 10)
+                value /= 10
+            }
         }
-        var text = "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))"
-        text += " \(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))"
-        if micros != 0 { text += "." + pad(Int32(micros), 6) }
-        return text + "+00"
+        put(year, at: 0, width: 4)
+        bytes[4] = 45
+        put(month, at: 5, width: 2)
+        bytes[7] = 45
+        put(day, at: 8, width: 2)
+        bytes[10] = 32
+        put(secondOfDay / 3600, at: 11, width: 2)
+        bytes[13] = 58
+        put(secondOfDay / 60 % 60, at: 14, width: 2)
+        bytes[16] = 58
+        put(secondOfDay % 60, at: 17, width: 2)
+        var end = 19
+        if micros != 0 {
+            bytes[19] = 46
+            put(Int(micros), at: 20, width: 6)
+            end = 26
+        }
+        bytes[end] = 43
+        bytes[end + 1] = 48
+        bytes[end + 2] = 48
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Formats a date as ISO-8601 UTC with milliseconds when it has a fraction: `2024-05-01T12:30:00Z`, `…:00.250Z`.

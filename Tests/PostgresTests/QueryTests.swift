@@ -167,6 +167,17 @@ struct QueryTests {
         #expect(PostgresTimestamp.parse("garbage") == nil)
         #expect(PostgresTimestamp.format(Date(timeIntervalSince1970: 1_686_839_400)) == "2023-06-15 14:30:00+00")
         #expect(PostgresTimestamp.format(Date(timeIntervalSince1970: -0.5)) == "1969-12-31 23:59:59.500000+00")
+        #expect(PostgresTimestamp.format(Date(timeIntervalSince1970: 951_782_400)) == "2000-02-29 00:00:00+00")
+        // Formatting agrees with Foundation's calendar and parsing reads it back, across centuries.
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withFullDate, .withTime, .withColonSeparatorInTime, .withDashSeparatorInDate, .withSpaceBetweenDateAndTime]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let date = Date(timeIntervalSince1970: Double(Int64.random(in: -3_000_000_000...6_000_000_000, using: &generator)))
+            let text = PostgresTimestamp.format(date)
+            #expect(text == formatter.string(from: date) + "+00")
+            #expect(PostgresTimestamp.parse(text) == date)
+        }
     }
 
     @Test("database URLs are normalised and printed without passwords")

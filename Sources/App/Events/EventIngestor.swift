@@ -74,7 +74,7 @@ struct EventIngestor: Sendable {
                 case .object(let object, let line):
                     switch UserFeatures.parse(object) {
                     case .valid(let parsed): features.append(parsed)
-                    case .invalid(let issues): quarantine.append((line ?? JSONValue.object(object).jsonText, Self.describe(issues)))
+                    case .invalid(let issues): quarantine.append((IngestRow.text(of: object, line: line), Self.describe(issues)))
                     }
                 }
             }
@@ -87,7 +87,7 @@ struct EventIngestor: Sendable {
                 case .object(let object, let line):
                     switch normalizer.normalize(datasource.mapFields(object), origin: origin) {
                     case .valid(let record): records.append(record)
-                    case .invalid(let issues): quarantine.append((line ?? JSONValue.object(object).jsonText, Self.describe(issues)))
+                    case .invalid(let issues): quarantine.append((IngestRow.text(of: object, line: line), Self.describe(issues)))
                     }
                 }
             }

@@ -18,7 +18,7 @@ public struct EventNormalizer: Sendable {
     /// Client timestamps later than now plus this are rejected (clock skew allowance); earlier ones are kept (backfill).
     public var maxFutureSkew: TimeInterval
 
-    /// Longest accepted string for a field, in characters.
+    /// Longest accepted string for a field, in UTF-8 bytes.
     static let maxTextLength = 2048
     static let maxLongTextLength = 8192
     static let maxPropertiesBytes = 64 * 1024
@@ -163,8 +163,8 @@ struct FieldReader {
             fail(field, "must not contain NUL characters")
             return nil
         }
-        if text.count > limit {
-            fail(field, "is longer than \(limit) characters", type: "string_too_long")
+        if text.utf8.count > limit {
+            fail(field, "is longer than \(limit) bytes", type: "string_too_long")
             return nil
         }
         return text.isEmpty ? nil : text

@@ -48,7 +48,8 @@ public final class EventWriter: Service, Sendable {
     private let doorbell: AsyncStream<Void>
     private let ring: AsyncStream<Void>.Continuation
     private let publisher: AsyncStream<[StoredEvent]>.Continuation
-    /// Batches of committed events, in commit order (for the realtime hub). Old batches are dropped if nobody reads.
+    /// Batches of committed events, in commit order (for the realtime hub). When nobody reads, only the newest 8
+    /// batches are kept.
     public let committed: AsyncStream<[StoredEvent]>
 
     public init(pool: PostgresPool, logger: Logger, maxBatchRows: Int = 5000, concurrency: Int = 2) {
@@ -57,7 +58,8 @@ public final class EventWriter: Service, Sendable {
         self.maxBatchRows = maxBatchRows
         self.concurrency = max(1, concurrency)
         (doorbell, ring) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
-        (committed, publisher) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        // A few batches at most wait for a slow reader; older ones are dropped rather than held in memory.
+        (committed, publisher) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(8))
     }
 
     /// Stores records and returns once they are committed (or fails with the write's error).

@@ -2,9 +2,24 @@ import Foundation
 
 /// One row of an ingest body: a JSON object, or a line that is not one (kept raw, for quarantine).
 enum IngestRow: Sendable {
-    /// An object and its raw line (`nil` for an element of a JSON array: re-encoded only if it is quarantined).
-    case object([String: JSONValue], line: String?)
+    /// Where a row's original text is, for quarantine.
+    enum Line: Sendable {
+        /// The bytes of its line (or of the whole body).
+        case raw(ArraySlice<UInt8>)
+        /// An element of a JSON array: re-encoded from the object.
+        case reencoded
+    }
+
+    case object([String: JSONValue], line: Line)
     case invalid(line: String, reason: String)
+
+    /// The text kept in quarantine for an object row.
+    static func text(of object: [String: JSONValue], line: Line) -> String {
+        switch line {
+        case .raw(let bytes): String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        case .reencoded: JSONValue.object(object).jsonText
+        }
+    }
 }
 
 /// Splits an ingest body into rows: one JSON object (pretty-printed over several lines is fine), a JSON array of
@@ -24,24 +39,27 @@ enum IngestBody {
         {
             switch whole {
             case .object(let object):
-                return [.object(object, line: String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))]
+                return [.object(object, line: .raw(bytes[...]))]
             case .array(let items): return items.map(row(from:))
             default: throw APIError.badRequest("the request body must be a JSON object, a JSON array of objects or NDJSON")
             }
         }
         var rows: [IngestRow] = []
         var parsedAny = false
+        // The raw text of a line is only made when the row is quarantined.
+        func text(_ line: ArraySlice<UInt8>) -> String {
+            String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        }
         for lineBytes in lines {
-            let line = String(decoding: lineBytes, as: UTF8.self).trimmingCharacters(in: .whitespaces)
             guard let value = try? JSONParser.parse(lineBytes) else {
-                rows.append(.invalid(line: line, reason: "not valid JSON"))
+                rows.append(.invalid(line: text(lineBytes), reason: "not valid JSON"))
                 continue
             }
             parsedAny = true
             if case .object(let object) = value {
-                rows.append(.object(object, line: line))
+                rows.append(.object(object, line: .raw(lineBytes)))
             } else {
-                rows.append(.invalid(line: line, reason: "not a JSON object"))
+                rows.append(.invalid(line: text(lineBytes), reason: "not a JSON object"))
             }
         }
         guard parsedAny else {
@@ -52,6 +70,6 @@ enum IngestBody {
 
     private static func row(from value: JSONValue) -> IngestRow {
         guard case .object(let object) = value else { return .invalid(line: value.jsonText, reason: "not a JSON object") }
-        return .object(object, line: nil)
+        return .object(object, line: .reencoded)
     }
 }

@@ -19,15 +19,20 @@ struct JSONParser {
 
     /// Parses one JSON value that spans the whole input (surrounding white space allowed).
     static func parse(_ bytes: some Collection<UInt8>) throws(Failure) -> JSONValue {
-        let array = Array(bytes)
-        return try array.withUnsafeBufferPointer { (buffer) throws(Failure) -> JSONValue in
-            var parser = JSONParser(buffer)
-            parser.skipWhitespace()
-            let value = try parser.parseValue()
-            parser.skipWhitespace()
-            guard parser.index == buffer.count else { throw parser.failure("unexpected text after the JSON value") }
-            return value
+        let result = bytes.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(Failure) -> JSONValue in try parse(buffer: buffer) }
         }
+        if let result { return try result.get() }
+        return try Array(bytes).withUnsafeBufferPointer { (buffer) throws(Failure) -> JSONValue in try parse(buffer: buffer) }
+    }
+
+    private static func parse(buffer: UnsafeBufferPointer<UInt8>) throws(Failure) -> JSONValue {
+        var parser = JSONParser(buffer)
+        parser.skipWhitespace()
+        let value = try parser.parseValue()
+        parser.skipWhitespace()
+        guard parser.index == buffer.count else { throw parser.failure("unexpected text after the JSON value") }
+        return value
     }
 
     /// Parses a string's UTF-8 bytes.
