@@ -84,9 +84,17 @@ struct HealthTests {
                 #expect(text.contains("database unavailable"))
             }
             #expect(ContinuousClock.now - started < .seconds(3), "a stopped database fails fast")
+            // Ingest fails as retryable too: nothing was stored, so the client must send again.
+            try await client.execute(uri: "/api/events/", method: .post, body: ByteBuffer(string: #"{"page": "/"}"#)) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.headers[.retryAfter] == "5")
+            }
 
             _ = try await server.start()
             try await client.execute(uri: "/ready", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/api/events/", method: .post, body: ByteBuffer(string: #"{"page": "/"}"#)) {
+                #expect($0.status == .created)
+            }
         }
     }
 

@@ -1,0 +1,70 @@
+import Foundation
+import Logging
+import Postgres
+import PostgresTestSupport
+import ServiceLifecycle
+import Testing
+
+@testable import App
+
+@Suite("Group-commit writer")
+struct EventWriterTests {
+    static func record(_ index: Int) -> EventRecord {
+        EventRecord(
+            workspaceID: 1,
+            tenantID: nil,
+            time: Date(),
+            receivedAt: Date(),
+            eventID: nil,
+            eventType: "page_view",
+            eventName: nil,
+            userID: "u\(index)",
+            sessionID: "s\(index)",
+            page: "/",
+            url: nil,
+            referrer: nil,
+            source: "direct",
+            referrerDomain: nil,
+            userAgent: nil,
+            browser: nil,
+            os: nil,
+            deviceType: nil,
+            isBot: false,
+            country: nil,
+            ip: nil,
+            duration: nil,
+            clicks: nil,
+            feature: nil,
+            properties: nil,
+            datasource: "api"
+        )
+    }
+
+    @Test("at graceful shutdown every acknowledged write is committed and later writes are refused")
+    func drainsAtShutdown() async throws {
+        let pool = try await TestDatabase.makePool(size: 4)
+        try await Migrator(migrations: try Migrator.bundled(), logger: TestDatabase.logger).migrate(pool)
+        let writer = EventWriter(pool: pool, logger: TestDatabase.logger, maxBatchRows: 50)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: writer)], logger: TestDatabase.logger))
+        let running = Task { try await group.run() }
+
+        let acknowledged = try await withThrowingTaskGroup(of: Int.self) { tasks in
+            for index in 0..<300 {
+                tasks.addTask {
+                    do {
+                        return try await writer.write([Self.record(index)]).count
+                    } catch let error as APIError where error.status == .serviceUnavailable {
+                        return 0  // refused: arrived after shutdown began
+                    }
+                }
+                if index == 150 { await group.triggerGracefulShutdown() }
+            }
+            return try await tasks.reduce(0, +)
+        }
+        try await running.value
+        let stored = try await pool.query("SELECT count(*) FROM events")[0].decode(Int.self, at: 0)
+        #expect(stored == acknowledged)
+        #expect(acknowledged > 0)
+        await pool.close()
+    }
+}
