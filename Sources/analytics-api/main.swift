@@ -59,7 +59,7 @@ struct Serve: AsyncParsableCommand {
         if let host { config.host = host }
         if let port { config.port = port }
         let logger = common.makeLogger(config)
-        let app = try await buildApplication(config, logger: logger)
+        let app = try await startingUp { try await buildApplication(config, logger: logger) }
         try await app.runService()
     }
 }
@@ -73,9 +73,20 @@ struct Migrate: AsyncParsableCommand {
         var config = try common.loadConfig()
         config.migrateOnStart = true
         let logger = common.makeLogger(config)
-        let database = try await Database.start(config, logger: logger)
+        let database = try await startingUp { try await Database.start(config, logger: logger) }
         print("schema version \(database.schemaVersion)")
         await database.shutdown()
+    }
+}
+
+/// Runs a start-up step; a failure ends the process with the whole reason (libpq's message, the failing
+/// migration) on standard error, since only the operator sees it.
+func startingUp<Value>(_ step: () async throws -> Value) async throws -> Value {
+    do {
+        return try await step()
+    } catch {
+        FileHandle.standardError.write(Data("analytics-api: cannot start: \(String(reflecting: error))\n".utf8))
+        throw ExitCode.failure
     }
 }
 
