@@ -1,0 +1,240 @@
+import Foundation
+import Hummingbird
+import Postgres
+
+/// `GET /api/analytics/*` (seed 004): sessions, ordered funnel, page metrics.
+///
+/// Each endpoint validates its parameters before any SQL runs (422 naming each bad one), then runs one query in a
+/// read-only transaction with a statement timeout. Definitions: a *visitor* is `COALESCE(user_id, session_id)`;
+/// bots are left out unless `include_bots=true`; the window is the last `hours` (or `days`), or `from`/`to`.
+struct AnalyticsController: Sendable {
+    let pool: PostgresPool
+    /// Longest a query may run before it is cancelled (408).
+    var statementTimeout = "15s"
+
+    func addRoutes(to router: Router<AppRequestContext>) {
+        router.get("/api/analytics/sessions", use: sessions)
+        router.get("/api/analytics/sessions/summary", use: sessionSummary)
+        router.get("/api/analytics/funnel", use: funnel)
+        router.get("/api/analytics/pages", use: pages)
+    }
+
+    /// Parameters every analytics endpoint takes.
+    struct Common {
+        var from: Date
+        var to: Date
+        var includeBots: Bool
+        var format: ResultTable.Format
+        var workspaceID = Workspace.defaultID
+
+        /// The event filter of the window: workspace, time range and bots.
+        var filter: PostgresQuery {
+            "workspace_id = \(workspaceID) AND time >= \(from) AND time < \(to) AND (\(includeBots) OR NOT is_bot)"
+        }
+    }
+
+    /// Reads `hours` (or `days`, or `from`/`to`), `tz`, `include_bots` and `format`.
+    static func common(_ query: inout QueryReader, defaultHours: Int) -> Common {
+        var window = query.window(defaultHours: defaultHours)
+        if query.string("from") == nil, let days = query.string("days") {
+            if let count = Int(days), (1...3650).contains(count) {
+                window.from = window.to.addingTimeInterval(-Double(count) * 86_400)
+            } else {
+                query.fail("days", "must be a whole number from 1 to 3650", type: "int_parsing")
+            }
+        }
+        if let zone = query.string("tz"), TimeZone(identifier: zone) == nil {
+            query.fail("tz", "must be an IANA time zone name such as UTC or Europe/Berlin")
+        }
+        let includeBots = query.bool("include_bots", default: false)
+        var format = ResultTable.Format.json
+        if let text = query.string("format") {
+            if let chosen = ResultTable.Format(rawValue: text.lowercased()) { format = chosen } else { query.fail("format", "must be json or csv") }
+        }
+        return Common(from: window.from, to: window.to, includeBots: includeBots, format: format)
+    }
+
+    /// Runs one query in a read-only transaction with the statement timeout.
+    func table(_ query: PostgresQuery, format: ResultTable.Format) async throws -> ResultTable {
+        let timeout = statementTimeout
+        return try await pool.withTransaction(readOnly: true) { connection in
+            try await connection.executeScript(unsafeSQL: "SET LOCAL statement_timeout = '\(timeout)'")
+            return try ResultTable(try await connection.query(query), format: format)
+        }
+    }
+
+    // MARK: Sessions
+
+    /// Per session in the window, newest first: pages, durations, first and last page by time.
+    @Sendable func sessions(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+        var query = QueryReader(request.uri.queryParameters)
+        let common = Self.common(&query, defaultHours: 24)
+        let limit = query.integer("limit", default: 100, range: 1...10_000)
+        try query.finish()
+        return try await table(
+            """
+            SELECT session_id,
+                   coalesce(max(user_id), session_id) AS visitor,
+                   count(page)::bigint AS page_count,
+                   coalesce(sum(duration), 0)::float8 AS total_duration,
+                   (array_agg(page ORDER BY time, id) FILTER (WHERE page IS NOT NULL))[1] AS first_page,
+                   (array_agg(page ORDER BY time DESC, id DESC) FILTER (WHERE page IS NOT NULL))[1] AS last_page,
+                   min(time) AS started_at,
+                   max(time) AS ended_at,
+                   extract(epoch FROM max(time) - min(time))::float8 AS duration_seconds
+            FROM events
+            WHERE \(common.filter) AND session_id IS NOT NULL
+            GROUP BY session_id
+            ORDER BY started_at DESC, session_id
+            LIMIT \(limit)
+            """,
+            format: common.format
+        )
+    }
+
+    /// Sessions in the window: how many, average length and pages, and the share with a single event (bounce rate, %).
+    @Sendable func sessionSummary(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+        var query = QueryReader(request.uri.queryParameters)
+        let common = Self.common(&query, defaultHours: 24)
+        try query.finish()
+        return try await table(
+            """
+            WITH s AS (
+                SELECT count(*) AS events, count(page) AS pages, extract(epoch FROM max(time) - min(time)) AS seconds
+                FROM events
+                WHERE \(common.filter) AND session_id IS NOT NULL
+                GROUP BY session_id
+            )
+            SELECT count(*)::bigint AS sessions,
+                   coalesce(round(avg(seconds)::numeric, 2), 0)::float8 AS avg_duration_seconds,
+                   coalesce(round(avg(pages)::numeric, 2), 0)::float8 AS avg_page_count,
+                   coalesce(round(100.0 * count(*) FILTER (WHERE events = 1) / nullif(count(*), 0), 2), 0)::float8 AS bounce_rate
+            FROM s
+            """,
+            format: common.format
+        )
+    }
+
+    // MARK: Funnel
+
+    /// Ordered funnel over `pages` (repeated, 2 to 10 steps): a visitor counts at step k only after reaching steps
+    /// 1…k in that order within the window (`within=session`: inside one session).
+    @Sendable func funnel(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+        var query = QueryReader(request.uri.queryParameters)
+        let common = Self.common(&query, defaultHours: 24 * 7)
+        let steps = query.strings("pages")
+        if steps.count < 2 || steps.count > 10 {
+            query.fail("pages", "give 2 to 10 steps as repeated parameters: pages=/&pages=/pricing&pages=/signup")
+        }
+        let withinSession: Bool
+        switch query.string("within") {
+        case nil, "window": withinSession = false
+        case "session": withinSession = true
+        default:
+            withinSession = false
+            query.fail("within", "must be window or session")
+        }
+        try query.finish()
+
+        // Greedy earliest match is exact: taking each step at its first occurrence after the previous one leaves
+        // the most room for the steps after it. Each step is one CTE keyed by visitor (and session if asked).
+        let key = withinSession ? "visitor, session_id" : "visitor"
+        var sql: PostgresQuery = """
+            WITH e AS (
+                SELECT coalesce(user_id, session_id) AS visitor, session_id, page, time, id
+                FROM events
+                WHERE \(common.filter) AND page = ANY(\(steps)) AND coalesce(user_id, session_id) IS NOT NULL
+            ),
+            s1 AS (
+                SELECT DISTINCT ON (\(unsafeSQL: key)) \(unsafeSQL: key), time AS t, id AS i
+                FROM e WHERE page = \(steps[0]) ORDER BY \(unsafeSQL: key), time, id
+            )
+            """
+        for index in 1..<steps.count {
+            let joinOn = withinSession ? "e.visitor = p.visitor AND e.session_id = p.session_id" : "e.visitor = p.visitor"
+            let columns = withinSession ? "e.visitor, e.session_id" : "e.visitor"
+            sql.append(
+                """
+                ,
+                s\(unsafeSQL: String(index + 1)) AS (
+                    SELECT DISTINCT ON (\(unsafeSQL: columns)) \(unsafeSQL: columns), e.time AS t, e.id AS i
+                    FROM e JOIN s\(unsafeSQL: String(index)) p ON \(unsafeSQL: joinOn) AND (e.time, e.id) > (p.t, p.i)
+                    WHERE e.page = \(steps[index])
+                    ORDER BY \(unsafeSQL: columns), e.time, e.id
+                )
+                """
+            )
+        }
+        let counts = (0..<steps.count).map { index -> PostgresQuery in
+            "SELECT \(index + 1) AS step, \(steps[index]) AS page, count(DISTINCT visitor) AS visitors FROM s\(unsafeSQL: String(index + 1))"
+        }
+        sql.append(
+            """
+
+            , counts AS (\(PostgresQuery.joined(counts, separator: " UNION ALL ")))
+            SELECT step::bigint AS step, page, visitors::bigint AS visitors,
+                   coalesce(round(100.0 * visitors / nullif(first_value(visitors) OVER w, 0), 2), 0)::float8 AS conversion_rate,
+                   coalesce(round(100.0 * visitors / nullif(lag(visitors, 1, visitors) OVER w, 0), 2), 0)::float8 AS step_conversion_rate,
+                   (lag(visitors, 1, visitors) OVER w - visitors)::bigint AS drop_off
+            FROM counts
+            WINDOW w AS (ORDER BY step)
+            ORDER BY step
+            """
+        )
+        return try await table(sql, format: common.format)
+    }
+
+    // MARK: Pages
+
+    /// Per page: views, unique visitors, average duration, entries, exits, bounce rate (% of sessions that entered
+    /// on the page and had exactly one event) and the top 3 referrer domains; most viewed first.
+    @Sendable func pages(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+        var query = QueryReader(request.uri.queryParameters)
+        let common = Self.common(&query, defaultHours: 24)
+        let limit = query.integer("limit", default: 10, range: 1...1000)
+        try query.finish()
+        return try await table(
+            """
+            WITH e AS (
+                SELECT page, session_id, coalesce(user_id, session_id) AS visitor, duration, referrer_domain, time, id
+                FROM events
+                WHERE \(common.filter)
+            ),
+            s AS (
+                SELECT count(*) AS events,
+                       (array_agg(page ORDER BY time, id) FILTER (WHERE page IS NOT NULL))[1] AS first_page,
+                       (array_agg(page ORDER BY time DESC, id DESC) FILTER (WHERE page IS NOT NULL))[1] AS last_page
+                FROM e WHERE session_id IS NOT NULL
+                GROUP BY session_id
+            ),
+            p AS (
+                SELECT page, count(*) AS views, count(DISTINCT visitor) AS unique_visitors, avg(duration) AS avg_duration
+                FROM e WHERE page IS NOT NULL
+                GROUP BY page
+                ORDER BY views DESC, page
+                LIMIT \(limit)
+            ),
+            entries AS (SELECT first_page AS page, count(*) AS entries, count(*) FILTER (WHERE events = 1) AS bounces FROM s GROUP BY 1),
+            exits AS (SELECT last_page AS page, count(*) AS exits FROM s GROUP BY 1),
+            referrers AS (
+                SELECT page, referrer_domain, count(*) AS visits,
+                       row_number() OVER (PARTITION BY page ORDER BY count(*) DESC, referrer_domain) AS rank
+                FROM e WHERE referrer_domain IS NOT NULL AND page IN (SELECT page FROM p)
+                GROUP BY page, referrer_domain
+            )
+            SELECT p.page, p.views::bigint AS views, p.unique_visitors::bigint AS unique_visitors,
+                   round(p.avg_duration::numeric, 2)::float8 AS avg_duration,
+                   coalesce(round(100.0 * entries.bounces / nullif(entries.entries, 0), 2), 0)::float8 AS bounce_rate,
+                   coalesce(entries.entries, 0)::bigint AS entries,
+                   coalesce(exits.exits, 0)::bigint AS exits,
+                   coalesce((SELECT json_agg(json_build_object('referrer', r.referrer_domain, 'visits', r.visits) ORDER BY r.rank)
+                             FROM referrers r WHERE r.page = p.page AND r.rank <= 3), '[]'::json) AS top_referrers
+            FROM p
+            LEFT JOIN entries ON entries.page = p.page
+            LEFT JOIN exits ON exits.page = p.page
+            ORDER BY p.views DESC, p.page
+            """,
+            format: common.format
+        )
+    }
+}

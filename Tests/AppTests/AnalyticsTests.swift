@@ -1,0 +1,195 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Postgres
+import Testing
+
+@testable import App
+
+/// A small hand-built history whose analytics are computed by hand below.
+///
+/// T is two hours ago. Sessions (visitor = user_id, or the session id when there is none):
+/// - s1 (u1): / T (10 s, from google.com), /pricing T+1m (20 s), /signup T+2m (30 s)
+/// - s2 (u2): / T (5 s), /signup T+1m (5 s), /pricing T+2m (5 s)     — signup before pricing
+/// - s3 (no user): / T (from t.co)                                   — a bounce
+/// - s4 (u4): /pricing T (40 s), / T+1m (40 s)                       — pricing before /
+/// - s5a (u5): / T                                                   — a bounce
+/// - s5b (u5): /pricing T+10m, /signup T+11m                         — the rest of u5's journey, another session
+/// - bot (Googlebot): / T, /pricing T+1m, /signup T+2m               — excluded unless include_bots=true
+enum Fixture {
+    static let base = Date().addingTimeInterval(-7200)
+
+    static func at(_ minutes: Double) -> String { PostgresTimestamp.iso8601(base.addingTimeInterval(minutes * 60)) }
+
+    static var body: String {
+        let bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+        let events: [[String: JSONValue]] = [
+            ["session_id": "s1", "user_id": "u1", "page": "/", "timestamp": .string(at(0)), "duration": 10, "referrer": "https://google.com"],
+            ["session_id": "s1", "user_id": "u1", "page": "/pricing", "timestamp": .string(at(1)), "duration": 20],
+            ["session_id": "s1", "user_id": "u1", "page": "/signup", "timestamp": .string(at(2)), "duration": 30],
+            ["session_id": "s2", "user_id": "u2", "page": "/", "timestamp": .string(at(0)), "duration": 5],
+            ["session_id": "s2", "user_id": "u2", "page": "/signup", "timestamp": .string(at(1)), "duration": 5],
+            ["session_id": "s2", "user_id": "u2", "page": "/pricing", "timestamp": .string(at(2)), "duration": 5],
+            ["session_id": "s3", "page": "/", "timestamp": .string(at(0)), "referrer": "https://t.co/x"],
+            ["session_id": "s4", "user_id": "u4", "page": "/pricing", "timestamp": .string(at(0)), "duration": 40],
+            ["session_id": "s4", "user_id": "u4", "page": "/", "timestamp": .string(at(1)), "duration": 40],
+            ["session_id": "s5a", "user_id": "u5", "page": "/", "timestamp": .string(at(0))],
+            ["session_id": "s5b", "user_id": "u5", "page": "/pricing", "timestamp": .string(at(10))],
+            ["session_id": "s5b", "user_id": "u5", "page": "/signup", "timestamp": .string(at(11))],
+            ["session_id": "sb", "user_id": "bot", "page": "/", "timestamp": .string(at(0)), "user_agent": .string(bot)],
+            ["session_id": "sb", "user_id": "bot", "page": "/pricing", "timestamp": .string(at(1)), "user_agent": .string(bot)],
+            ["session_id": "sb", "user_id": "bot", "page": "/signup", "timestamp": .string(at(2)), "user_agent": .string(bot)],
+        ]
+        return JSONValue.array(events.map(JSONValue.object)).jsonText
+    }
+
+    /// Builds the app, loads the fixture and runs `body`.
+    static func withApp(_ body: @Sendable @escaping (any TestClientProtocol) async throws -> Void) async throws {
+        try await withTestApp { client, _ in
+            try await client.execute(uri: "/api/events/batch", method: .post, body: ByteBuffer(string: Fixture.body)) { response in
+                let summary = try response.json(IngestSummary.self)
+                #expect(summary == IngestSummary(successfulRows: 15, quarantinedRows: 0))
+            }
+            try await body(client)
+        }
+    }
+}
+
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral, ExpressibleByArrayLiteral,
+    ExpressibleByDictionaryLiteral
+{
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(Dictionary(elements, uniquingKeysWith: { $1 })) }
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .int(value) }
+    public init(floatLiteral value: Double) { self = .double(value) }
+}
+
+/// GETs a JSON array of objects.
+func rows(_ client: any TestClientProtocol, _ uri: String) async throws -> [[String: JSONValue]] {
+    try await client.execute(uri: uri, method: .get) { response in
+        #expect(response.status == .ok, "\(uri): \(String(buffer: response.body))")
+        // The server's own parser keeps 100.0 a number with a fraction, as sent (Foundation would read an integer).
+        guard case .array(let items) = try JSONParser.parse(Array(response.body.readableBytesView)) else { return [] }
+        return items.compactMap { item in
+            guard case .object(let object) = item else { return nil }
+            return object
+        }
+    }
+}
+
+@Suite("Analytics: sessions, funnel, pages")
+struct AnalyticsTests {
+    @Test("the funnel counts a visitor at a step only after the earlier steps, in order")
+    func funnel() async throws {
+        try await Fixture.withApp { client in
+            let steps = "pages=/&pages=/pricing&pages=/signup"
+            let window = try await rows(client, "/api/analytics/funnel?\(steps)")
+            #expect(
+                window == [
+                    ["step": 1, "page": "/", "visitors": 5, "conversion_rate": 100.0, "step_conversion_rate": 100.0, "drop_off": 0],
+                    ["step": 2, "page": "/pricing", "visitors": 3, "conversion_rate": 60.0, "step_conversion_rate": 60.0, "drop_off": 2],
+                    ["step": 3, "page": "/signup", "visitors": 2, "conversion_rate": 40.0, "step_conversion_rate": 66.67, "drop_off": 1],
+                ]
+            )
+            let session = try await rows(client, "/api/analytics/funnel?\(steps)&within=session")
+            #expect(session.map { $0["visitors"] } == [5, 2, 1])
+            let bots = try await rows(client, "/api/analytics/funnel?\(steps)&include_bots=true")
+            #expect(bots.map { $0["visitors"] } == [6, 4, 3])
+            try await client.execute(uri: "/api/analytics/funnel?pages=/", method: .get) { #expect($0.status == .unprocessableContent) }
+        }
+    }
+
+    @Test("pages: views, visitors, durations, entries, exits, bounce rate and top referrers")
+    func pages() async throws {
+        try await Fixture.withApp { client in
+            let pages = try await rows(client, "/api/analytics/pages")
+            #expect(
+                pages == [
+                    [
+                        "page": "/", "views": 5, "unique_visitors": 5, "avg_duration": 18.33, "bounce_rate": 50.0, "entries": 4, "exits": 3,
+                        "top_referrers": [["referrer": "google.com", "visits": 1], ["referrer": "t.co", "visits": 1]],
+                    ],
+                    [
+                        "page": "/pricing", "views": 4, "unique_visitors": 4, "avg_duration": 21.67, "bounce_rate": 0.0, "entries": 2, "exits": 1,
+                        "top_referrers": [],
+                    ],
+                    [
+                        "page": "/signup", "views": 3, "unique_visitors": 3, "avg_duration": 17.5, "bounce_rate": 0.0, "entries": 0, "exits": 2,
+                        "top_referrers": [],
+                    ],
+                ]
+            )
+            let limited = try await rows(client, "/api/analytics/pages?limit=1")
+            #expect(limited.map { $0["page"] } == ["/"])
+        }
+    }
+
+    @Test("sessions: first and last page by time, counts and durations, newest first; and their summary")
+    func sessions() async throws {
+        try await Fixture.withApp { client in
+            let sessions = try await rows(client, "/api/analytics/sessions")
+            #expect(sessions.map { $0["session_id"] } == ["s5b", "s1", "s2", "s3", "s4", "s5a"])
+            let s2 = sessions.first { $0["session_id"] == "s2" } ?? [:]
+            #expect(s2["first_page"] == "/")
+            #expect(s2["last_page"] == "/pricing", "by time, not alphabetically (/signup)")
+            #expect(s2["page_count"] == 3)
+            #expect(s2["total_duration"] == 15.0)
+            #expect(s2["duration_seconds"] == 120.0)
+            #expect(s2["visitor"] == "u2")
+            #expect(s2["started_at"] == .string(Fixture.at(0)))
+            #expect(s2["ended_at"] == .string(Fixture.at(2)))
+            #expect(sessions.first { $0["session_id"] == "s3" }?["visitor"] == "s3")
+
+            let summary = try await rows(client, "/api/analytics/sessions/summary")
+            #expect(summary == [["sessions": 6, "avg_duration_seconds": 60.0, "avg_page_count": 2.0, "bounce_rate": 33.33]])
+            let withBots = try await rows(client, "/api/analytics/sessions/summary?include_bots=true")
+            #expect(withBots.first?["sessions"] == 7)
+            let empty = try await rows(client, "/api/analytics/sessions/summary?hours=1")
+            #expect(empty == [["sessions": 0, "avg_duration_seconds": 0.0, "avg_page_count": 0.0, "bounce_rate": 0.0]])
+        }
+    }
+
+    @Test("CSV output holds the same rows as JSON")
+    func csv() async throws {
+        try await Fixture.withApp { client in
+            let json = try await rows(client, "/api/analytics/funnel?pages=/&pages=/pricing&pages=/signup")
+            let csv = try await client.execute(uri: "/api/analytics/funnel?pages=/&pages=/pricing&pages=/signup&format=csv", method: .get) {
+                response in
+                #expect(response.headers[.contentType]?.hasPrefix("text/csv") == true)
+                return String(buffer: response.body)
+            }
+            let lines = csv.split(separator: "\r\n").map(String.init)
+            #expect(lines.first == "step,page,visitors,conversion_rate,step_conversion_rate,drop_off")
+            func text(_ value: JSONValue?) -> String {
+                switch value {
+                case .int(let number): String(number)
+                case .double(let number): String(number)
+                case .string(let string): string
+                default: ""
+                }
+            }
+            let expected = json.map { row in
+                ["step", "page", "visitors", "conversion_rate", "step_conversion_rate", "drop_off"].map { text(row[$0]) }.joined(separator: ",")
+            }
+            #expect(Array(lines.dropFirst()) == expected)
+            let pagesCSV = try await client.execute(uri: "/api/analytics/pages?format=csv&limit=1", method: .get) { String(buffer: $0.body) }
+            #expect(pagesCSV.contains(#""[{""referrer"":""google.com"",""visits"":1},{""referrer"":""t.co"",""visits"":1}]""#))
+        }
+    }
+
+    @Test("parameters are validated before any query runs")
+    func validation() async throws {
+        try await withTestApp { client in
+            try await client.execute(uri: "/api/analytics/sessions?hours=-1&limit=0&tz=Mars/Base&format=xml&include_bots=maybe", method: .get) {
+                response in
+                #expect(response.status == .unprocessableContent)
+                let issues = try response.json([String: [APIError.ValidationIssue]].self)["detail"] ?? []
+                #expect(Set(issues.map { $0.loc.last ?? "" }) == ["hours", "limit", "tz", "format", "include_bots"])
+            }
+            try await client.execute(uri: "/api/analytics/pages?from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z", method: .get) {
+                #expect($0.status == .unprocessableContent)
+            }
+        }
+    }
+}
