@@ -49,6 +49,6 @@ func buildRouter(config: AppConfig, database: Database, writer: EventWriter) -> 
         v0Auth: V0Authenticator(adminToken: config.adminToken),
         requireIngestToken: config.requireIngestToken
     ).addRoutes(to: router)
-    AnalyticsController(pool: database.pool).addRoutes(to: router)
+    AnalyticsController(pool: database.pool, defaultTimeZone: config.dbTimeZone).addRoutes(to: router)
     return router
 }

@@ -9,8 +9,8 @@ import Testing
 /// A small hand-built history whose analytics are computed by hand below.
 ///
 /// T is two hours ago. Sessions (visitor = user_id, or the session id when there is none):
-/// - s1 (u1): / T (10 s, from google.com), /pricing T+1m (20 s), /signup T+2m (30 s)
-/// - s2 (u2): / T (5 s), /signup T+1m (5 s), /pricing T+2m (5 s)     — signup before pricing
+/// - s1 (u1, Chrome on Windows): / T (10 s, from google.com), /pricing T+1m (20 s), /signup T+2m (30 s)
+/// - s2 (u2, Safari on an iPhone): / T (5 s), /signup T+1m (5 s), /pricing T+2m (5 s)     — signup before pricing
 /// - s3 (no user): / T (from t.co)                                   — a bounce
 /// - s4 (u4): /pricing T (40 s), / T+1m (40 s)                       — pricing before /
 /// - s5a (u5): / T                                                   — a bounce
@@ -23,11 +23,17 @@ enum Fixture {
 
     static var body: String {
         let bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+        let chrome: JSONValue = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+        let iphone: JSONValue =
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
         let events: [[String: JSONValue]] = [
-            ["session_id": "s1", "user_id": "u1", "page": "/", "timestamp": .string(at(0)), "duration": 10, "referrer": "https://google.com"],
-            ["session_id": "s1", "user_id": "u1", "page": "/pricing", "timestamp": .string(at(1)), "duration": 20],
+            [
+                "session_id": "s1", "user_id": "u1", "page": "/", "timestamp": .string(at(0)), "duration": 10, "referrer": "https://google.com",
+                "user_agent": chrome,
+            ],
+            ["session_id": "s1", "user_id": "u1", "page": "/pricing", "timestamp": .string(at(1)), "duration": 20, "user_agent": chrome],
             ["session_id": "s1", "user_id": "u1", "page": "/signup", "timestamp": .string(at(2)), "duration": 30],
-            ["session_id": "s2", "user_id": "u2", "page": "/", "timestamp": .string(at(0)), "duration": 5],
+            ["session_id": "s2", "user_id": "u2", "page": "/", "timestamp": .string(at(0)), "duration": 5, "user_agent": iphone],
             ["session_id": "s2", "user_id": "u2", "page": "/signup", "timestamp": .string(at(1)), "duration": 5],
             ["session_id": "s2", "user_id": "u2", "page": "/pricing", "timestamp": .string(at(2)), "duration": 5],
             ["session_id": "s3", "page": "/", "timestamp": .string(at(0)), "referrer": "https://t.co/x"],
@@ -190,6 +196,89 @@ struct AnalyticsTests {
             try await client.execute(uri: "/api/analytics/pages?from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z", method: .get) {
                 #expect($0.status == .unprocessableContent)
             }
+        }
+    }
+
+    @Test("traffic sources attribute each session to its first event's source")
+    func trafficSources() async throws {
+        try await Fixture.withApp { client in
+            let sources = try await rows(client, "/api/analytics/traffic-sources")
+            #expect(
+                sources == [
+                    ["source": "direct", "referrer_domain": .null, "visits": 4, "visitors": 3, "percentage": 66.67],
+                    ["source": "search", "referrer_domain": "google.com", "visits": 1, "visitors": 1, "percentage": 16.67],
+                    ["source": "social", "referrer_domain": "t.co", "visits": 1, "visitors": 1, "percentage": 16.67],
+                ]
+            )
+        }
+    }
+
+    @Test("devices group sessions by device type, browser and OS")
+    func devices() async throws {
+        try await Fixture.withApp { client in
+            let devices = try await rows(client, "/api/analytics/devices")
+            #expect(
+                devices == [
+                    ["device_type": .null, "browser": .null, "os": .null, "visits": 4, "visitors": 3, "percentage": 66.67],
+                    ["device_type": "desktop", "browser": "Chrome", "os": "Windows", "visits": 1, "visitors": 1, "percentage": 16.67],
+                    ["device_type": "mobile", "browser": "Safari", "os": "iOS", "visits": 1, "visitors": 1, "percentage": 16.67],
+                ]
+            )
+            let withBots = try await rows(client, "/api/analytics/devices?include_bots=true")
+            #expect(withBots.contains { $0["device_type"] == "bot" && $0["browser"] == "Googlebot" && $0["visits"] == 1 })
+        }
+    }
+
+    @Test("paths count transitions between consecutive pages within sessions")
+    func paths() async throws {
+        try await Fixture.withApp { client in
+            let all = try await rows(client, "/api/analytics/paths")
+            #expect(
+                all == [
+                    ["from_page": "/pricing", "to_page": "/signup", "transitions": 2],
+                    ["from_page": "/", "to_page": "/pricing", "transitions": 1],
+                    ["from_page": "/", "to_page": "/signup", "transitions": 1],
+                    ["from_page": "/pricing", "to_page": "/", "transitions": 1],
+                    ["from_page": "/signup", "to_page": "/pricing", "transitions": 1],
+                ]
+            )
+            let fromHome = try await rows(client, "/api/analytics/paths?page=/")
+            #expect(fromHome.map { $0["to_page"] } == ["/pricing", "/signup"])
+        }
+    }
+
+    @Test("retention: cohorts by first day, share active in later days, and tz moves the day boundary")
+    func retention() async throws {
+        // 10 July 2024 (D). u1: D 10:00 and D+1 10:00 UTC; u2: D 10:00; u3: D+1 03:00 UTC, which is D 23:00 in New York.
+        let events = """
+            {"user_id": "u1", "page": "/", "timestamp": "2024-07-10T10:00:00Z"}
+            {"user_id": "u1", "page": "/", "timestamp": "2024-07-11T10:00:00Z"}
+            {"user_id": "u2", "page": "/", "timestamp": "2024-07-10T10:00:00Z"}
+            {"user_id": "u3", "page": "/", "timestamp": "2024-07-11T03:00:00Z"}
+            """
+        try await withTestApp { client, _ in
+            try await client.execute(uri: "/api/events/batch", method: .post, body: ByteBuffer(string: events)) { #expect($0.status == .ok) }
+            let window = "period=day&from=2024-07-09T00:00:00Z&to=2024-07-13T00:00:00Z"
+            let utc = try await rows(client, "/api/analytics/retention?\(window)")
+            #expect(
+                utc == [
+                    ["cohort_date": "2024-07-10", "period": 0, "users": 2, "retained": 2, "retention_rate": 100.0],
+                    ["cohort_date": "2024-07-10", "period": 1, "users": 2, "retained": 1, "retention_rate": 50.0],
+                    ["cohort_date": "2024-07-10", "period": 2, "users": 2, "retained": 0, "retention_rate": 0.0],
+                    ["cohort_date": "2024-07-11", "period": 0, "users": 1, "retained": 1, "retention_rate": 100.0],
+                    ["cohort_date": "2024-07-11", "period": 1, "users": 1, "retained": 0, "retention_rate": 0.0],
+                ]
+            )
+            let newYork = try await rows(client, "/api/analytics/retention?\(window)&tz=America/New_York")
+            #expect(
+                newYork == [
+                    ["cohort_date": "2024-07-10", "period": 0, "users": 3, "retained": 3, "retention_rate": 100.0],
+                    ["cohort_date": "2024-07-10", "period": 1, "users": 3, "retained": 1, "retention_rate": 33.33],
+                    ["cohort_date": "2024-07-10", "period": 2, "users": 3, "retained": 0, "retention_rate": 0.0],
+                ]
+            )
+            let weekly = try await rows(client, "/api/analytics/retention?from=2024-07-01T00:00:00Z&to=2024-07-15T00:00:00Z")
+            #expect(weekly.first == ["cohort_date": "2024-07-08", "period": 0, "users": 3, "retained": 3, "retention_rate": 100.0])
         }
     }
 }

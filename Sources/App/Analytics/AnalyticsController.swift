@@ -2,13 +2,16 @@ import Foundation
 import Hummingbird
 import Postgres
 
-/// `GET /api/analytics/*` (seed 004): sessions, ordered funnel, page metrics.
+/// `GET /api/analytics/*` (seed 004): sessions, ordered funnel, retention cohorts, page metrics, traffic sources,
+/// devices and paths.
 ///
 /// Each endpoint validates its parameters before any SQL runs (422 naming each bad one), then runs one query in a
 /// read-only transaction with a statement timeout. Definitions: a *visitor* is `COALESCE(user_id, session_id)`;
 /// bots are left out unless `include_bots=true`; the window is the last `hours` (or `days`), or `from`/`to`.
 struct AnalyticsController: Sendable {
     let pool: PostgresPool
+    /// The zone of day and week boundaries when a request gives no `tz` (`DB_TIMEZONE`).
+    var defaultTimeZone = "UTC"
     /// Longest a query may run before it is cancelled (408).
     var statementTimeout = "15s"
 
@@ -17,6 +20,10 @@ struct AnalyticsController: Sendable {
         router.get("/api/analytics/sessions/summary", use: sessionSummary)
         router.get("/api/analytics/funnel", use: funnel)
         router.get("/api/analytics/pages", use: pages)
+        router.get("/api/analytics/retention", use: retention)
+        router.get("/api/analytics/traffic-sources", use: trafficSources)
+        router.get("/api/analytics/devices", use: devices)
+        router.get("/api/analytics/paths", use: paths)
     }
 
     /// Parameters every analytics endpoint takes.
@@ -25,6 +32,8 @@ struct AnalyticsController: Sendable {
         var to: Date
         var includeBots: Bool
         var format: ResultTable.Format
+        /// IANA zone for day and week boundaries.
+        var timeZone: String
         var workspaceID = Workspace.defaultID
 
         /// The event filter of the window: workspace, time range and bots.
@@ -34,7 +43,7 @@ struct AnalyticsController: Sendable {
     }
 
     /// Reads `hours` (or `days`, or `from`/`to`), `tz`, `include_bots` and `format`.
-    static func common(_ query: inout QueryReader, defaultHours: Int) -> Common {
+    func common(_ query: inout QueryReader, defaultHours: Int) -> Common {
         var window = query.window(defaultHours: defaultHours)
         if query.string("from") == nil, let days = query.string("days") {
             if let count = Int(days), (1...3650).contains(count) {
@@ -43,7 +52,8 @@ struct AnalyticsController: Sendable {
                 query.fail("days", "must be a whole number from 1 to 3650", type: "int_parsing")
             }
         }
-        if let zone = query.string("tz"), TimeZone(identifier: zone) == nil {
+        let timeZone = query.string("tz") ?? defaultTimeZone
+        if TimeZone(identifier: timeZone) == nil {
             query.fail("tz", "must be an IANA time zone name such as UTC or Europe/Berlin")
         }
         let includeBots = query.bool("include_bots", default: false)
@@ -51,7 +61,7 @@ struct AnalyticsController: Sendable {
         if let text = query.string("format") {
             if let chosen = ResultTable.Format(rawValue: text.lowercased()) { format = chosen } else { query.fail("format", "must be json or csv") }
         }
-        return Common(from: window.from, to: window.to, includeBots: includeBots, format: format)
+        return Common(from: window.from, to: window.to, includeBots: includeBots, format: format, timeZone: timeZone)
     }
 
     /// Runs one query in a read-only transaction with the statement timeout.
@@ -68,7 +78,7 @@ struct AnalyticsController: Sendable {
     /// Per session in the window, newest first: pages, durations, first and last page by time.
     @Sendable func sessions(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
-        let common = Self.common(&query, defaultHours: 24)
+        let common = common(&query, defaultHours: 24)
         let limit = query.integer("limit", default: 100, range: 1...10_000)
         try query.finish()
         return try await table(
@@ -95,7 +105,7 @@ struct AnalyticsController: Sendable {
     /// Sessions in the window: how many, average length and pages, and the share with a single event (bounce rate, %).
     @Sendable func sessionSummary(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
-        let common = Self.common(&query, defaultHours: 24)
+        let common = common(&query, defaultHours: 24)
         try query.finish()
         return try await table(
             """
@@ -121,7 +131,7 @@ struct AnalyticsController: Sendable {
     /// 1…k in that order within the window (`within=session`: inside one session).
     @Sendable func funnel(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
-        let common = Self.common(&query, defaultHours: 24 * 7)
+        let common = common(&query, defaultHours: 24 * 7)
         let steps = query.strings("pages")
         if steps.count < 2 || steps.count > 10 {
             query.fail("pages", "give 2 to 10 steps as repeated parameters: pages=/&pages=/pricing&pages=/signup")
@@ -190,7 +200,7 @@ struct AnalyticsController: Sendable {
     /// on the page and had exactly one event) and the top 3 referrer domains; most viewed first.
     @Sendable func pages(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
-        let common = Self.common(&query, defaultHours: 24)
+        let common = common(&query, defaultHours: 24)
         let limit = query.integer("limit", default: 10, range: 1...1000)
         try query.finish()
         return try await table(
@@ -233,6 +243,137 @@ struct AnalyticsController: Sendable {
             LEFT JOIN entries ON entries.page = p.page
             LEFT JOIN exits ON exits.page = p.page
             ORDER BY p.views DESC, p.page
+            """,
+            format: common.format
+        )
+    }
+
+    // MARK: Retention
+
+    /// Cohorts of visitors by the period (`period=day|week`, default week) of their first event in the window
+    /// (`days`, default 30), and for each later period n the share of the cohort active in it. Periods start at local
+    /// midnight (Mondays for weeks) in `tz`.
+    @Sendable func retention(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+        var query = QueryReader(request.uri.queryParameters)
+        let common = common(&query, defaultHours: 30 * 24)
+        let days: Int
+        switch query.string("period") {
+        case nil, "week": days = 7
+        case "day": days = 1
+        default:
+            days = 7
+            query.fail("period", "must be day or week")
+        }
+        try query.finish()
+        let width = days == 7 ? "1 week" : "1 day"
+        let lastInstant = common.to.addingTimeInterval(-0.000_001)
+        return try await table(
+            """
+            WITH e AS (
+                SELECT coalesce(user_id, session_id) AS visitor, time_bucket(\(width)::interval, time, \(common.timeZone)) AS bucket
+                FROM events
+                WHERE \(common.filter) AND coalesce(user_id, session_id) IS NOT NULL
+            ),
+            first AS (SELECT visitor, min(bucket) AS cohort FROM e GROUP BY visitor),
+            sizes AS (SELECT cohort, count(*) AS users FROM first GROUP BY cohort),
+            active AS (
+                SELECT f.cohort, round(extract(epoch FROM e.bucket - f.cohort) / \(86_400 * days))::int AS period,
+                       count(DISTINCT e.visitor) AS retained
+                FROM e JOIN first f USING (visitor)
+                GROUP BY 1, 2
+            ),
+            periods AS (
+                SELECT s.cohort, s.users, n AS period
+                FROM sizes s,
+                     generate_series(0, round(extract(epoch FROM time_bucket(\(width)::interval, \(lastInstant), \(common.timeZone)) - s.cohort)
+                                              / \(86_400 * days))::int) AS n
+            )
+            SELECT to_char(p.cohort AT TIME ZONE \(common.timeZone), 'YYYY-MM-DD') AS cohort_date,
+                   p.period::bigint AS period,
+                   p.users::bigint AS users,
+                   coalesce(a.retained, 0)::bigint AS retained,
+                   round(100.0 * coalesce(a.retained, 0) / p.users, 2)::float8 AS retention_rate
+            FROM periods p
+            LEFT JOIN active a ON a.cohort = p.cohort AND a.period = p.period
+            ORDER BY p.cohort, p.period
+            """,
+            format: common.format
+        )
+    }
+
+    // MARK: Sources, devices, paths
+
+    /// Sessions by where they came from (the source and referrer domain of their first event), with visitors and share.
+    @Sendable func trafficSources(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+        var query = QueryReader(request.uri.queryParameters)
+        let common = common(&query, defaultHours: 24)
+        let limit = query.integer("limit", default: 20, range: 1...1000)
+        try query.finish()
+        return try await table(
+            """
+            WITH s AS (
+                SELECT DISTINCT ON (session_id) session_id, coalesce(user_id, session_id) AS visitor,
+                       coalesce(source, 'direct') AS source, referrer_domain
+                FROM events
+                WHERE \(common.filter) AND session_id IS NOT NULL
+                ORDER BY session_id, time, id
+            )
+            SELECT source, referrer_domain, count(*)::bigint AS visits, count(DISTINCT visitor)::bigint AS visitors,
+                   round(100.0 * count(*) / sum(count(*)) OVER (), 2)::float8 AS percentage
+            FROM s
+            GROUP BY source, referrer_domain
+            ORDER BY visits DESC, source, referrer_domain NULLS FIRST
+            LIMIT \(limit)
+            """,
+            format: common.format
+        )
+    }
+
+    /// Sessions by device type, browser and OS (of their first event), with visitors and share.
+    @Sendable func devices(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+        var query = QueryReader(request.uri.queryParameters)
+        let common = common(&query, defaultHours: 24)
+        let limit = query.integer("limit", default: 20, range: 1...1000)
+        try query.finish()
+        return try await table(
+            """
+            WITH s AS (
+                SELECT DISTINCT ON (session_id) session_id, coalesce(user_id, session_id) AS visitor, device_type, browser, os
+                FROM events
+                WHERE \(common.filter) AND session_id IS NOT NULL
+                ORDER BY session_id, time, id
+            )
+            SELECT device_type, browser, os, count(*)::bigint AS visits, count(DISTINCT visitor)::bigint AS visitors,
+                   round(100.0 * count(*) / sum(count(*)) OVER (), 2)::float8 AS percentage
+            FROM s
+            GROUP BY device_type, browser, os
+            ORDER BY visits DESC, device_type NULLS FIRST, browser NULLS FIRST, os NULLS FIRST
+            LIMIT \(limit)
+            """,
+            format: common.format
+        )
+    }
+
+    /// What visitors do next: transitions between consecutive pages within sessions, from `page` or from any page.
+    @Sendable func paths(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+        var query = QueryReader(request.uri.queryParameters)
+        let common = common(&query, defaultHours: 24)
+        let page = query.string("page")
+        let limit = query.integer("limit", default: 20, range: 1...1000)
+        try query.finish()
+        return try await table(
+            """
+            WITH steps AS (
+                SELECT page AS from_page, lead(page) OVER (PARTITION BY session_id ORDER BY time, id) AS to_page
+                FROM events
+                WHERE \(common.filter) AND session_id IS NOT NULL AND page IS NOT NULL
+            )
+            SELECT from_page, to_page, count(*)::bigint AS transitions
+            FROM steps
+            WHERE to_page IS NOT NULL AND (\(page)::text IS NULL OR from_page = \(page))
+            GROUP BY from_page, to_page
+            ORDER BY transitions DESC, from_page, to_page
+            LIMIT \(limit)
             """,
             format: common.format
         )
