@@ -58,6 +58,12 @@ public struct EmbeddedPostgres: Sendable {
 
     /// Starts the server (creating the cluster on first use), creates the database if needed and returns how to reach it.
     public func start() async throws -> PostgresConfiguration {
+        try await startOrReuse().configuration
+    }
+
+    /// Like `start()`, and says whether this call started the server (false: one was already running on the folder,
+    /// for example another `analytics-api` process's, which the caller must then leave running).
+    public func startOrReuse() async throws -> (configuration: PostgresConfiguration, startedHere: Bool) {
         let binaries = try Self.findBinaries(preferred: options.binDirectory)
         let user = try ServerUser.current()
         try prepareDirectory(for: user)
@@ -66,6 +72,7 @@ public struct EmbeddedPostgres: Sendable {
             try initialize(binaries: binaries, user: user)
         }
         let port: Int
+        var startedHere = false
         if let running = runningPort(binaries: binaries, user: user) {
             logger.info("reusing the embedded PostgreSQL already running", metadata: ["directory": "\(directory)", "port": "\(running)"])
             port = running
@@ -84,10 +91,11 @@ public struct EmbeddedPostgres: Sendable {
                 what: "pg_ctl start (see \(directory)/postgres.log)"
             )
             logger.info("started embedded PostgreSQL", metadata: ["directory": "\(directory)", "port": "\(port)"])
+            startedHere = true
         }
         let server = try connectionConfiguration(port: port)
         try await Self.createDatabaseIfMissing(options.database, on: server)
-        return server.with(database: options.database)
+        return (server.with(database: options.database), startedHere)
     }
 
     /// Stops the server (fast shutdown: open sessions are ended, committed data is kept).

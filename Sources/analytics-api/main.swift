@@ -14,7 +14,7 @@ struct AnalyticsAPI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "analytics-api",
         abstract: "Self-hosted real-time event analytics on PostgreSQL.",
-        subcommands: [Serve.self, Migrate.self],
+        subcommands: [Serve.self, Migrate.self, DemoData.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -76,6 +76,57 @@ struct Migrate: AsyncParsableCommand {
         let database = try await startingUp { try await Database.start(config, logger: logger) }
         print("schema version \(database.schemaVersion)")
         await database.shutdown()
+    }
+}
+
+struct DemoData: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo-data",
+        abstract: "Generate realistic events (sessions, funnels, returning visitors, devices, sources, some bots) into the database."
+    )
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "How many events to generate.") var events: Int = 100_000
+    @Option(help: "Days of history they spread over, ending now.") var days: Int = 30
+    @Option(help: "Seed: the same seed generates the same events.") var seed: UInt64 = 42
+
+    func validate() throws {
+        guard events > 0 else { throw ValidationError("--events must be at least 1") }
+        guard (1...3650).contains(days) else { throw ValidationError("--days must be from 1 to 3650") }
+    }
+
+    func run() async throws {
+        var config = try common.loadConfig()
+        config.migrateOnStart = true
+        let logger = common.makeLogger(config)
+        let database = try await startingUp { try await Database.start(config, logger: logger) }
+        let started = ContinuousClock.now
+        let total = events
+        let written = try await DemoDataLoader.load(
+            DemoDataGenerator(events: events, days: days, seed: seed),
+            pool: database.pool,
+            logger: logger
+        ) { written in
+            ProgressBar.draw(done: written, total: total, since: started)
+        }
+        ProgressBar.draw(done: written, total: total, since: started)
+        FileHandle.standardError.write(Data("\n".utf8))
+        print("\(written) events written")
+        await database.shutdown()
+    }
+}
+
+/// A one-line progress bar on standard error: `[#######.....]  58%  580000/1000000 events  61234/s`.
+enum ProgressBar {
+    static func draw(done: Int, total: Int, since start: ContinuousClock.Instant) {
+        let fraction = total > 0 ? Double(done) / Double(total) : 1
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let elapsed = ContinuousClock.now - start
+        let seconds = max(0.001, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let line = "\r[\(bar)] \(Int(fraction * 100))%  \(done)/\(total) events  \(Int(Double(done) / seconds))/s "
+        FileHandle.standardError.write(Data(line.utf8))
     }
 }
 

@@ -9,7 +9,7 @@ import ServiceLifecycle
 public struct Database: Sendable {
     public let pool: PostgresPool
     public let threadPool: NIOThreadPool
-    /// The embedded server, when the application started one.
+    /// The embedded server, when this process started it (and so stops it).
     public let embedded: EmbeddedPostgres?
     /// The schema version after start-up migrations.
     public let schemaVersion: Int
@@ -26,8 +26,10 @@ public struct Database: Sendable {
                 configuration = try PostgresConfiguration(url)
             } else {
                 let server = EmbeddedPostgres(options: .init(directory: config.embeddedPostgresDirectory), logger: logger)
-                configuration = try await server.start()
-                embedded = server
+                let started = try await server.startOrReuse()
+                configuration = started.configuration
+                // A server another process started (a running `serve`) is left running when this one stops.
+                embedded = started.startedHere ? server : nil
             }
             logger.info("database", metadata: ["connection": "\(configuration)"])
             let pool = PostgresPool(
