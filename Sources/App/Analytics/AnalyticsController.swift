@@ -68,7 +68,8 @@ struct AnalyticsController: Sendable {
     func table(_ query: PostgresQuery, format: ResultTable.Format) async throws -> ResultTable {
         let timeout = statementTimeout
         return try await pool.withTransaction(readOnly: true) { connection in
-            try await connection.executeScript(unsafeSQL: "SET LOCAL statement_timeout = '\(timeout)'")
+            // Enough memory for the hash aggregates of a month of events, so they do not spill to disk.
+            try await connection.executeScript(unsafeSQL: "SET LOCAL statement_timeout = '\(timeout)'; SET LOCAL work_mem = '64MB'")
             return try ResultTable(try await connection.query(query), format: format)
         }
     }
@@ -269,17 +270,18 @@ struct AnalyticsController: Sendable {
         let lastInstant = common.to.addingTimeInterval(-0.000_001)
         return try await table(
             """
-            WITH e AS (
+            WITH pairs AS (
+                -- One row per visitor and active period: far fewer rows than events.
                 SELECT coalesce(user_id, session_id) AS visitor, time_bucket(\(width)::interval, time, \(common.timeZone)) AS bucket
                 FROM events
                 WHERE \(common.filter) AND coalesce(user_id, session_id) IS NOT NULL
+                GROUP BY 1, 2
             ),
-            first AS (SELECT visitor, min(bucket) AS cohort FROM e GROUP BY visitor),
+            first AS (SELECT visitor, min(bucket) AS cohort FROM pairs GROUP BY visitor),
             sizes AS (SELECT cohort, count(*) AS users FROM first GROUP BY cohort),
             active AS (
-                SELECT f.cohort, round(extract(epoch FROM e.bucket - f.cohort) / \(86_400 * days))::int AS period,
-                       count(DISTINCT e.visitor) AS retained
-                FROM e JOIN first f USING (visitor)
+                SELECT f.cohort, round(extract(epoch FROM p.bucket - f.cohort) / \(86_400 * days))::int AS period, count(*) AS retained
+                FROM pairs p JOIN first f USING (visitor)
                 GROUP BY 1, 2
             ),
             periods AS (

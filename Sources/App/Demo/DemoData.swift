@@ -65,8 +65,10 @@ public struct DemoDataGenerator: Sendable {
             let agent = isBot ? Self.bots[random.next(below: Self.bots.count)] : Self.pick(Self.agents, &random)
             let referrer = Self.pick(Self.referrers, &random)
             let country = Self.pick(Self.countries, &random)
-            // Sessions start anywhere in the window; returning visitors spread theirs over it.
-            let start = now.addingTimeInterval(-span + span * random.nextDouble())
+            // Sessions start in time order across the window (with some jitter), as live traffic arrives, so the table
+            // is laid out by time the way ingest lays it out.
+            let progress = Double(produced) / Double(events)
+            let start = now.addingTimeInterval(-span + max(0, span * progress + 1800 * (random.nextDouble() - 0.5)))
             let sessionID = "sess_\(seed)_\(sessionNumber)"
             let userID = anonymous ? nil : "user_\(visitorIndex)"
             var time = start
