@@ -232,17 +232,22 @@ struct AnalyticsController: Sendable {
                        row_number() OVER (PARTITION BY page ORDER BY count(*) DESC, referrer_domain) AS rank
                 FROM e WHERE referrer_domain IS NOT NULL AND page IN (SELECT page FROM p)
                 GROUP BY page, referrer_domain
+            ),
+            top AS (
+                SELECT page, json_agg(json_build_object('referrer', referrer_domain, 'visits', visits) ORDER BY rank) AS top_referrers
+                FROM referrers WHERE rank <= 3
+                GROUP BY page
             )
             SELECT p.page, p.views::bigint AS views, p.unique_visitors::bigint AS unique_visitors,
                    round(p.avg_duration::numeric, 2)::float8 AS avg_duration,
                    coalesce(round(100.0 * entries.bounces / nullif(entries.entries, 0), 2), 0)::float8 AS bounce_rate,
                    coalesce(entries.entries, 0)::bigint AS entries,
                    coalesce(exits.exits, 0)::bigint AS exits,
-                   coalesce((SELECT json_agg(json_build_object('referrer', r.referrer_domain, 'visits', r.visits) ORDER BY r.rank)
-                             FROM referrers r WHERE r.page = p.page AND r.rank <= 3), '[]'::json) AS top_referrers
+                   coalesce(top.top_referrers, '[]'::json) AS top_referrers
             FROM p
             LEFT JOIN entries ON entries.page = p.page
             LEFT JOIN exits ON exits.page = p.page
+            LEFT JOIN top ON top.page = p.page
             ORDER BY p.views DESC, p.page
             """,
             format: common.format
