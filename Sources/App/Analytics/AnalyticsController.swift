@@ -312,49 +312,35 @@ struct AnalyticsController: Sendable {
 
     /// Sessions by where they came from (the source and referrer domain of their first event), with visitors and share.
     @Sendable func trafficSources(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
-        var query = QueryReader(request.uri.queryParameters)
-        let common = common(&query, defaultHours: 24)
-        let limit = query.integer("limit", default: 20, range: 1...1000)
-        try query.finish()
-        return try await table(
-            """
-            WITH s AS (
-                SELECT DISTINCT ON (session_id) session_id, coalesce(user_id, session_id) AS visitor,
-                       coalesce(source, 'direct') AS source, referrer_domain
-                FROM events
-                WHERE \(common.filter) AND session_id IS NOT NULL
-                ORDER BY session_id, time, id
-            )
-            SELECT source, referrer_domain, count(*)::bigint AS visits, count(DISTINCT visitor)::bigint AS visitors,
-                   round(100.0 * count(*) / sum(count(*)) OVER (), 2)::float8 AS percentage
-            FROM s
-            GROUP BY source, referrer_domain
-            ORDER BY visits DESC, source, referrer_domain NULLS FIRST
-            LIMIT \(limit)
-            """,
-            format: common.format
-        )
+        try await sessionsByFirstEvent(request, dimensions: ["coalesce(source, 'direct') AS source", "referrer_domain"])
     }
 
     /// Sessions by device type, browser and OS (of their first event), with visitors and share.
     @Sendable func devices(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+        try await sessionsByFirstEvent(request, dimensions: ["device_type", "browser", "os"])
+    }
+
+    /// Sessions grouped by columns of their first event, most visits first: `visits` (sessions), `visitors`, `percentage`.
+    /// `dimensions` are fixed SQL column expressions of this file, never input.
+    func sessionsByFirstEvent(_ request: Request, dimensions: [String]) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
         let common = common(&query, defaultHours: 24)
         let limit = query.integer("limit", default: 20, range: 1...1000)
         try query.finish()
+        let names = dimensions.map { $0.components(separatedBy: " AS ").last ?? $0 }
         return try await table(
             """
             WITH s AS (
-                SELECT DISTINCT ON (session_id) session_id, coalesce(user_id, session_id) AS visitor, device_type, browser, os
+                SELECT DISTINCT ON (session_id) coalesce(user_id, session_id) AS visitor, \(unsafeSQL: dimensions.joined(separator: ", "))
                 FROM events
                 WHERE \(common.filter) AND session_id IS NOT NULL
                 ORDER BY session_id, time, id
             )
-            SELECT device_type, browser, os, count(*)::bigint AS visits, count(DISTINCT visitor)::bigint AS visitors,
+            SELECT \(unsafeSQL: names.joined(separator: ", ")), count(*)::bigint AS visits, count(DISTINCT visitor)::bigint AS visitors,
                    round(100.0 * count(*) / sum(count(*)) OVER (), 2)::float8 AS percentage
             FROM s
-            GROUP BY device_type, browser, os
-            ORDER BY visits DESC, device_type NULLS FIRST, browser NULLS FIRST, os NULLS FIRST
+            GROUP BY \(unsafeSQL: names.joined(separator: ", "))
+            ORDER BY visits DESC, \(unsafeSQL: names.map { "\($0) NULLS FIRST" }.joined(separator: ", "))
             LIMIT \(limit)
             """,
             format: common.format
