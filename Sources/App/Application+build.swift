@@ -46,6 +46,7 @@ func buildRouter(config: AppConfig, database: Database, writer: EventWriter) -> 
         ),
         pool: database.pool,
         maxBodySize: config.maxBodySize,
+        defaultTimeZone: config.dbTimeZone,
         v0Auth: V0Authenticator(adminToken: config.adminToken),
         requireIngestToken: config.requireIngestToken
     ).addRoutes(to: router)

@@ -421,12 +421,18 @@ struct IngestTests {
                     Bucket(bucket: at(0), page: "/a", os: "macOS", count: 1, avg_duration: 30),
                 ]
             )
+            // In a zone half an hour off UTC, hourly buckets start at half past the UTC hour.
+            let kolkata = try await client.execute(uri: "/api/events/?duration=1%20hour&hours=6&tz=Asia/Kolkata", method: .get) {
+                try $0.json([Bucket].self)
+            }
+            #expect(kolkata.map(\.count).reduce(0, +) == 4)
+            #expect(kolkata.allSatisfy { $0.bucket.hasSuffix(":30:00Z") })
             let onlyB = try await client.execute(uri: "/api/events/?pages=/b&duration=1%20day", method: .get) { try $0.json([Bucket].self) }
             #expect(onlyB.map(\.count) == [1])
-            try await client.execute(uri: "/api/events/?duration=fortnight&hours=-1", method: .get) { response in
+            try await client.execute(uri: "/api/events/?duration=fortnight&hours=-1&tz=Nowhere/Land", method: .get) { response in
                 #expect(response.status == .unprocessableContent)
                 let issues = try response.json([String: [APIError.ValidationIssue]].self)["detail"] ?? []
-                #expect(Set(issues.map { $0.loc.last ?? "" }) == ["duration", "hours"])
+                #expect(Set(issues.map { $0.loc.last ?? "" }) == ["duration", "hours", "tz"])
             }
         }
     }

@@ -52,10 +52,7 @@ struct AnalyticsController: Sendable {
                 query.fail("days", "must be a whole number from 1 to 3650", type: "int_parsing")
             }
         }
-        let timeZone = query.string("tz") ?? defaultTimeZone
-        if TimeZone(identifier: timeZone) == nil {
-            query.fail("tz", "must be an IANA time zone name such as UTC or Europe/Berlin")
-        }
+        let timeZone = query.timeZone(default: defaultTimeZone)
         let includeBots = query.bool("include_bots", default: false)
         var format = ResultTable.Format.json
         if let text = query.string("format") {

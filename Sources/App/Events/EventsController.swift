@@ -10,6 +10,8 @@ struct EventsController: Sendable {
     let ingestor: EventIngestor
     let pool: PostgresPool
     let maxBodySize: Int
+    /// Zone of bucket boundaries when a request gives no `tz` (`DB_TIMEZONE`).
+    var defaultTimeZone = "UTC"
     let v0Auth: V0Authenticator
     /// `REQUIRE_INGEST_TOKEN`: `/api/events` posts need a token too.
     let requireIngestToken: Bool
@@ -32,12 +34,7 @@ struct EventsController: Sendable {
         guard rows.count == 1, case .object(let object, _) = rows[0] else {
             throw APIError.badRequest("send one JSON object; use /api/events/batch for several")
         }
-        let origin = EventNormalizer.Origin(
-            workspaceID: Workspace.defaultID,
-            datasource: Datasource.api.rawValue,
-            clientIP: context.clientIP(request),
-            receivedAt: Date()
-        )
+        let origin = origin(request, context: context, workspaceID: Workspace.defaultID, datasource: .api)
         let record: EventRecord
         switch ingestor.normalizer.normalize(object, origin: origin) {
         case .valid(let normalized): record = normalized
@@ -60,12 +57,7 @@ struct EventsController: Sendable {
     @Sendable func createBatch(_ request: Request, context: AppRequestContext) async throws -> IngestSummary {
         try authorizeAPIIngest(request)
         let rows = try IngestBody.rows(from: try await body(request))
-        let origin = EventNormalizer.Origin(
-            workspaceID: Workspace.defaultID,
-            datasource: Datasource.api.rawValue,
-            clientIP: context.clientIP(request),
-            receivedAt: Date()
-        )
+        let origin = origin(request, context: context, workspaceID: Workspace.defaultID, datasource: .api)
         return try await ingestor.ingest(rows, datasource: .api, origin: origin)
     }
 
@@ -103,7 +95,8 @@ struct EventsController: Sendable {
         }
     }
 
-    /// `GET /api/events/?duration=1 hour&pages=/a&pages=/b&hours=24`: event counts per time bucket, page and OS.
+    /// `GET /api/events/?duration=1 hour&pages=/a&pages=/b&hours=24[&tz=Europe/Berlin]`: event counts per time bucket
+    /// (days start at local midnight in `tz`), page and OS.
     @Sendable func aggregates(_ request: Request, context: AppRequestContext) async throws -> [Aggregate] {
         var query = QueryReader(request.uri.queryParameters)
         let bucket = query.interval("duration", default: "1 hour")
@@ -111,10 +104,11 @@ struct EventsController: Sendable {
         let pages = query.strings("pages")
         let includeBots = query.bool("include_bots", default: false)
         let limit = query.integer("limit", default: 1000, range: 1...10_000)
+        let timeZone = query.timeZone(default: defaultTimeZone)
         try query.finish()
         let rows = try await pool.query(
             """
-            SELECT time_bucket(\(bucket)::interval, time) AS bucket, page, os, count(*) AS count, avg(duration) AS avg_duration
+            SELECT time_bucket(\(bucket)::interval, time, \(timeZone)) AS bucket, page, os, count(*) AS count, avg(duration) AS avg_duration
             FROM events
             WHERE workspace_id = \(Workspace.defaultID) AND time >= \(window.from) AND time < \(window.to)
               AND (\(includeBots) OR NOT is_bot)
@@ -144,12 +138,7 @@ struct EventsController: Sendable {
             throw APIError.notFound("datasource \"\(name)\" does not exist (known: \(Datasource.ingestible.map(\.rawValue).joined(separator: ", ")))")
         }
         let rows = try IngestBody.rows(from: try await body(request))
-        let origin = EventNormalizer.Origin(
-            workspaceID: workspaceID,
-            datasource: datasource.rawValue,
-            clientIP: context.clientIP(request),
-            receivedAt: Date()
-        )
+        let origin = origin(request, context: context, workspaceID: workspaceID, datasource: datasource)
         let summary = try await ingestor.ingest(rows, datasource: datasource, origin: origin)
         let wait = request.uri.queryParameters["wait"].map { $0 == "true" || $0 == "1" } ?? false
         return try summary.response(status: wait ? .ok : .accepted, context: context)
@@ -206,6 +195,11 @@ struct EventsController: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Where a request's rows come from: workspace, datasource, client IP, arrival time.
+    func origin(_ request: Request, context: AppRequestContext, workspaceID: Int, datasource: Datasource) -> EventNormalizer.Origin {
+        EventNormalizer.Origin(workspaceID: workspaceID, datasource: datasource.rawValue, clientIP: context.clientIP(request), receivedAt: Date())
+    }
 
     /// Anonymous unless `REQUIRE_INGEST_TOKEN` is set.
     func authorizeAPIIngest(_ request: Request) throws(APIError) {

@@ -59,6 +59,15 @@ struct QueryReader {
         return date
     }
 
+    /// `tz`: an IANA zone name, or `defaultValue`.
+    mutating func timeZone(default defaultValue: String) -> String {
+        let zone = string("tz") ?? defaultValue
+        if TimeZone(identifier: zone) == nil {
+            fail("tz", "must be an IANA time zone name such as UTC or Europe/Berlin")
+        }
+        return zone
+    }
+
     /// An interval such as `1 hour`, `30 day`, `5 minutes`, normalised to `N unit`.
     mutating func interval(_ name: String, default defaultValue: String) -> String {
         guard let text = string(name) else { return defaultValue }
