@@ -3,8 +3,28 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// The request context used by every route: Hummingbird's core context plus the client's address.
-public struct AppRequestContext: RequestContext, RemoteAddressRequestContext {
+/// A context that knows the client's address.
+public protocol ClientAddressContext: RequestContext {
+    /// The peer of the connection (a proxy, when there is one in front).
+    var remoteAddress: SocketAddress? { get }
+    /// Whether `X-Forwarded-For` names the client (`TRUST_FORWARDED_FOR`).
+    var trustForwardedFor: Bool { get }
+}
+
+extension ClientAddressContext {
+    /// The client's IP: the first `X-Forwarded-For` entry when trusted and present, else the connection's peer.
+    public func clientIP(_ request: Request) -> String? {
+        if trustForwardedFor, let forwarded = request.headers[.xForwardedFor]?.split(separator: ",").first {
+            let ip = forwarded.trimmingCharacters(in: .whitespaces)
+            if !ip.isEmpty { return ip }
+        }
+        return remoteAddress?.ipAddress
+    }
+}
+
+/// The request context used by every route: Hummingbird's core context, the client's address, and who the
+/// request comes from when it carries a credential (see `AuthenticationMiddleware` and `AuthenticatedContext`).
+public struct AppRequestContext: RequestContext, RemoteAddressRequestContext, ClientAddressContext {
     public var coreContext: CoreRequestContextStorage
     /// The peer of the connection (a proxy, when there is one in front).
     public let remoteAddress: SocketAddress?
@@ -20,14 +40,8 @@ public struct AppRequestContext: RequestContext, RemoteAddressRequestContext {
     /// Whether `X-Forwarded-For` names the client (`TRUST_FORWARDED_FOR`); set by the router's middleware.
     public var trustForwardedFor = false
 
-    /// The client's IP: the first `X-Forwarded-For` entry when trusted and present, else the connection's peer.
-    public func clientIP(_ request: Request) -> String? {
-        if trustForwardedFor, let forwarded = request.headers[.xForwardedFor]?.split(separator: ",").first {
-            let ip = forwarded.trimmingCharacters(in: .whitespaces)
-            if !ip.isEmpty { return ip }
-        }
-        return remoteAddress?.ipAddress
-    }
+    /// Who sent the request, when it carried a valid credential; set by `AuthenticationMiddleware`.
+    public var identity: Identity?
 }
 
 extension HTTPField.Name {

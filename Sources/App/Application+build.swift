@@ -13,7 +13,8 @@ public func buildApplication(_ config: AppConfig, logger: Logger) async throws -
     }
     let database = try await Database.start(config, logger: logger)
     let writer = EventWriter(pool: database.pool, logger: logger)
-    let router = buildRouter(config: config, database: database, writer: writer)
+    let loginTokens = await LoginTokens(secret: config.secretKey, lifetimeMinutes: config.accessTokenExpireMinutes)
+    let router = buildRouter(config: config, database: database, writer: writer, loginTokens: loginTokens)
     return Application(
         router: router,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "analytics-api"),
@@ -24,7 +25,15 @@ public func buildApplication(_ config: AppConfig, logger: Logger) async throws -
 }
 
 /// Registers middleware and mounts each module's routes: this function is the API's table of contents.
-func buildRouter(config: AppConfig, database: Database, writer: EventWriter) -> Router<AppRequestContext> {
+///
+/// Routes on `router` allow anonymous requests (their handlers may still look at `context.identity`); routes on
+/// `authenticated` answer 401 without a valid credential, and each group or handler names the permission it needs.
+func buildRouter(config: AppConfig, database: Database, writer: EventWriter, loginTokens: LoginTokens) -> Router<AppRequestContext> {
+    let pool = database.pool
+    let tokens = APITokenStore(pool: pool)
+    let users = UserDirectory(pool: pool, bcryptCost: config.bcryptCost)
+    let authenticator = Authenticator(loginTokens: loginTokens, tokens: tokens, users: users, adminToken: config.adminToken)
+
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: RequestLoggingMiddleware())
     router.add(middleware: ErrorMiddleware())
@@ -36,20 +45,29 @@ func buildRouter(config: AppConfig, database: Database, writer: EventWriter) -> 
             perToken: config.rateLimitPerToken > 0 ? RateLimiter(rate: config.rateLimitPerToken, burst: Int(config.rateLimitPerToken * 2)) : nil
         )
     )
+    router.add(middleware: AuthenticationMiddleware(authenticator: authenticator))
+    let authenticated = router.group(context: AuthenticatedContext.self)
 
-    HealthController(pool: database.pool, requiredSchemaVersion: database.schemaVersion).addRoutes(to: router)
+    HealthController(pool: pool, requiredSchemaVersion: database.schemaVersion).addRoutes(to: router)
+    AuthController(
+        users: users,
+        loginTokens: loginTokens,
+        registration: config.registration,
+        failedLogins: config.loginRateLimit > 0 ? RateLimiter(rate: Double(config.loginRateLimit) / 60, burst: config.loginRateLimit * 2) : nil
+    ).addRoutes(to: router, authenticated: authenticated)
+    TokensController(tokens: tokens, workspaces: WorkspaceDirectory(pool: pool, tokens: tokens)).addRoutes(to: authenticated)
     EventsController(
         ingestor: EventIngestor(
             writer: writer,
-            pool: database.pool,
+            pool: pool,
             normalizer: EventNormalizer(ipStorage: config.ipStorage, maxFutureSkew: config.maxFutureSkew)
         ),
-        pool: database.pool,
+        pool: pool,
         maxBodySize: config.maxBodySize,
         defaultTimeZone: config.dbTimeZone,
-        v0Auth: V0Authenticator(adminToken: config.adminToken),
         requireIngestToken: config.requireIngestToken
-    ).addRoutes(to: router)
-    AnalyticsController(pool: database.pool, defaultTimeZone: config.dbTimeZone).addRoutes(to: router)
+    ).addRoutes(to: router, authenticated: authenticated)
+    AnalyticsController(pool: pool, defaultTimeZone: config.dbTimeZone)
+        .addRoutes(to: authenticated.group().add(middleware: RequirePermission(permission: .readAnalytics)))
     return router
 }

@@ -72,8 +72,8 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 }
 
 /// GETs a JSON array of objects.
-func rows(_ client: any TestClientProtocol, _ uri: String) async throws -> [[String: JSONValue]] {
-    try await client.execute(uri: uri, method: .get) { response in
+func rows(_ client: any TestClientProtocol, _ uri: String, headers: HTTPFields = adminAuth) async throws -> [[String: JSONValue]] {
+    try await client.execute(uri: uri, method: .get, headers: headers) { response in
         #expect(response.status == .ok, "\(uri): \(String(buffer: response.body))")
         // The server's own parser keeps 100.0 a number with a fraction, as sent (Foundation would read an integer).
         guard case .array(let items) = try JSONParser.parse(Array(response.body.readableBytesView)) else { return [] }
@@ -102,7 +102,9 @@ struct AnalyticsTests {
             #expect(session.map { $0["visitors"] } == [5, 2, 1])
             let bots = try await rows(client, "/api/analytics/funnel?\(steps)&include_bots=true")
             #expect(bots.map { $0["visitors"] } == [6, 4, 3])
-            try await client.execute(uri: "/api/analytics/funnel?pages=/", method: .get) { #expect($0.status == .unprocessableContent) }
+            try await client.execute(uri: "/api/analytics/funnel?pages=/", method: .get, headers: adminAuth) {
+                #expect($0.status == .unprocessableContent)
+            }
         }
     }
 
@@ -160,7 +162,11 @@ struct AnalyticsTests {
     func csv() async throws {
         try await Fixture.withApp { client in
             let json = try await rows(client, "/api/analytics/funnel?pages=/&pages=/pricing&pages=/signup")
-            let csv = try await client.execute(uri: "/api/analytics/funnel?pages=/&pages=/pricing&pages=/signup&format=csv", method: .get) {
+            let csv = try await client.execute(
+                uri: "/api/analytics/funnel?pages=/&pages=/pricing&pages=/signup&format=csv",
+                method: .get,
+                headers: adminAuth
+            ) {
                 response in
                 #expect(response.headers[.contentType]?.hasPrefix("text/csv") == true)
                 return String(buffer: response.body)
@@ -179,7 +185,9 @@ struct AnalyticsTests {
                 ["step", "page", "visitors", "conversion_rate", "step_conversion_rate", "drop_off"].map { text(row[$0]) }.joined(separator: ",")
             }
             #expect(Array(lines.dropFirst()) == expected)
-            let pagesCSV = try await client.execute(uri: "/api/analytics/pages?format=csv&limit=1", method: .get) { String(buffer: $0.body) }
+            let pagesCSV = try await client.execute(uri: "/api/analytics/pages?format=csv&limit=1", method: .get, headers: adminAuth) {
+                String(buffer: $0.body)
+            }
             #expect(pagesCSV.contains(#""[{""referrer"":""google.com"",""visits"":1},{""referrer"":""t.co"",""visits"":1}]""#))
         }
     }
@@ -187,13 +195,18 @@ struct AnalyticsTests {
     @Test("parameters are validated before any query runs")
     func validation() async throws {
         try await withTestApp { client in
-            try await client.execute(uri: "/api/analytics/sessions?hours=-1&limit=0&tz=Mars/Base&format=xml&include_bots=maybe", method: .get) {
+            try await client.execute(
+                uri: "/api/analytics/sessions?hours=-1&limit=0&tz=Mars/Base&format=xml&include_bots=maybe",
+                method: .get,
+                headers: adminAuth
+            ) {
                 response in
                 #expect(response.status == .unprocessableContent)
                 let issues = try response.json([String: [APIError.ValidationIssue]].self)["detail"] ?? []
                 #expect(Set(issues.map { $0.loc.last ?? "" }) == ["hours", "limit", "tz", "format", "include_bots"])
             }
-            try await client.execute(uri: "/api/analytics/pages?from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z", method: .get) {
+            try await client.execute(uri: "/api/analytics/pages?from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z", method: .get, headers: adminAuth)
+            {
                 #expect($0.status == .unprocessableContent)
             }
         }

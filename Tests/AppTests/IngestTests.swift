@@ -113,13 +113,13 @@ struct IngestTests {
                 return
             }
             #expect(time.hasSuffix("Z"))
-            let fetched = try await client.execute(uri: "/api/events/\(id)", method: .get) { response in
+            let fetched = try await client.execute(uri: "/api/events/\(id)", method: .get, headers: adminAuth) { response in
                 #expect(response.status == .ok)
                 return try response.json()
             }
             #expect(fetched == created)
-            try await client.execute(uri: "/api/events/999999", method: .get) { #expect($0.status == .notFound) }
-            try await client.execute(uri: "/api/events/abc", method: .get) { #expect($0.status == .unprocessableContent) }
+            try await client.execute(uri: "/api/events/999999", method: .get, headers: adminAuth) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/api/events/abc", method: .get, headers: adminAuth) { #expect($0.status == .unprocessableContent) }
             let count = try await pool.query("SELECT count(*) FROM events")[0].decode(Int.self, at: 0)
             #expect(count == 1)
         }
@@ -410,7 +410,7 @@ struct IngestTests {
                 var count: Int
                 var avg_duration: Double?
             }
-            let buckets = try await client.execute(uri: "/api/events/?duration=1%20hour&hours=6", method: .get) { response in
+            let buckets = try await client.execute(uri: "/api/events/?duration=1%20hour&hours=6", method: .get, headers: adminAuth) { response in
                 #expect(response.status == .ok)
                 return try response.json([Bucket].self)
             }
@@ -422,14 +422,16 @@ struct IngestTests {
                 ]
             )
             // In a zone half an hour off UTC, hourly buckets start at half past the UTC hour.
-            let kolkata = try await client.execute(uri: "/api/events/?duration=1%20hour&hours=6&tz=Asia/Kolkata", method: .get) {
+            let kolkata = try await client.execute(uri: "/api/events/?duration=1%20hour&hours=6&tz=Asia/Kolkata", method: .get, headers: adminAuth) {
                 try $0.json([Bucket].self)
             }
             #expect(kolkata.map(\.count).reduce(0, +) == 4)
             #expect(kolkata.allSatisfy { $0.bucket.hasSuffix(":30:00Z") })
-            let onlyB = try await client.execute(uri: "/api/events/?pages=/b&duration=1%20day", method: .get) { try $0.json([Bucket].self) }
+            let onlyB = try await client.execute(uri: "/api/events/?pages=/b&duration=1%20day", method: .get, headers: adminAuth) {
+                try $0.json([Bucket].self)
+            }
             #expect(onlyB.map(\.count) == [1])
-            try await client.execute(uri: "/api/events/?duration=fortnight&hours=-1&tz=Nowhere/Land", method: .get) { response in
+            try await client.execute(uri: "/api/events/?duration=fortnight&hours=-1&tz=Nowhere/Land", method: .get, headers: adminAuth) { response in
                 #expect(response.status == .unprocessableContent)
                 let issues = try response.json([String: [APIError.ValidationIssue]].self)["detail"] ?? []
                 #expect(Set(issues.map { $0.loc.last ?? "" }) == ["duration", "hours", "tz"])
@@ -460,7 +462,7 @@ struct IngestTests {
             let bob: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "198.51.100.8"]
             try await client.execute(uri: "/api/events/", method: .post, headers: bob, body: event) { #expect($0.status == .created) }
             // Reading is never limited.
-            try await client.execute(uri: "/api/events/1", method: .get, headers: alice) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/api/events/1", method: .get, headers: adminAuth) { #expect($0.status == .ok) }
         }
     }
 

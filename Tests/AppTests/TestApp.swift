@@ -1,5 +1,6 @@
 import App
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -13,6 +14,7 @@ func testConfig(database: PostgresConfiguration, _ overrides: [String: String] =
         "DB_POOL_SIZE": "4",
         "LOG_LEVEL": ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "warning",
         "SECRET_KEY": String(repeating: "k", count: 32),
+        "BCRYPT_COST": "4",
     ]
     values.merge(overrides) { $1 }
     return try AppConfig(values: values)
@@ -60,3 +62,9 @@ extension TestResponse {
         try json([String: JSONValue].self)
     }
 }
+
+/// Headers that authenticate as the test server's `ADMIN_TOKEN`.
+let adminAuth: HTTPFields = [.authorization: "Bearer \(testAdminToken)"]
+
+/// Headers that authenticate with a bearer token.
+func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }

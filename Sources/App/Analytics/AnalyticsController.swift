@@ -15,7 +15,7 @@ struct AnalyticsController: Sendable {
     /// Longest a query may run before it is cancelled (408).
     var statementTimeout = "15s"
 
-    func addRoutes(to router: Router<AppRequestContext>) {
+    func addRoutes(to router: RouterGroup<AuthenticatedContext>) {
         router.get("/api/analytics/sessions", use: sessions)
         router.get("/api/analytics/sessions/summary", use: sessionSummary)
         router.get("/api/analytics/funnel", use: funnel)
@@ -34,16 +34,17 @@ struct AnalyticsController: Sendable {
         var format: ResultTable.Format
         /// IANA zone for day and week boundaries.
         var timeZone: String
-        var workspaceID = Workspace.defaultID
+        /// Whose events: the caller's workspace and tenant (also enforced by row-level security).
+        var scope: DataScope
 
         /// The event filter of the window: workspace, time range and bots.
         var filter: PostgresQuery {
-            "workspace_id = \(workspaceID) AND time >= \(from) AND time < \(to) AND (\(includeBots) OR NOT is_bot)"
+            "workspace_id = \(scope.workspaceID) AND time >= \(from) AND time < \(to) AND (\(includeBots) OR NOT is_bot)"
         }
     }
 
     /// Reads `hours` (or `days`, or `from`/`to`), `tz`, `include_bots` and `format`.
-    func common(_ query: inout QueryReader, defaultHours: Int) -> Common {
+    func common(_ query: inout QueryReader, context: AuthenticatedContext, defaultHours: Int) -> Common {
         var window = query.window(defaultHours: defaultHours)
         if query.string("from") == nil, let days = query.string("days") {
             if let count = Int(days), (1...3650).contains(count) {
@@ -58,25 +59,30 @@ struct AnalyticsController: Sendable {
         if let text = query.string("format") {
             if let chosen = ResultTable.Format(rawValue: text.lowercased()) { format = chosen } else { query.fail("format", "must be json or csv") }
         }
-        return Common(from: window.from, to: window.to, includeBots: includeBots, format: format, timeZone: timeZone)
+        return Common(
+            from: window.from,
+            to: window.to,
+            includeBots: includeBots,
+            format: format,
+            timeZone: timeZone,
+            scope: context.identity.dataScope
+        )
     }
 
-    /// Runs one query in a read-only transaction with the statement timeout.
-    func table(_ query: PostgresQuery, format: ResultTable.Format) async throws -> ResultTable {
-        let timeout = statementTimeout
-        return try await pool.withTransaction(readOnly: true) { connection in
-            // Enough memory for the hash aggregates of a month of events, so they do not spill to disk.
-            try await connection.executeScript(unsafeSQL: "SET LOCAL statement_timeout = '\(timeout)'; SET LOCAL work_mem = '64MB'")
-            return try ResultTable(try await connection.query(query), format: format)
+    /// Runs one query through the read path of API requests (the caller's rows only, read-only, statement timeout),
+    /// with enough memory for the hash aggregates of a month of events, so they do not spill to disk.
+    func table(_ query: PostgresQuery, common: Common) async throws -> ResultTable {
+        try await pool.withReadAccess(common.scope, statementTimeout: statementTimeout, workMem: "64MB") { connection in
+            try ResultTable(try await connection.query(query), format: common.format)
         }
     }
 
     // MARK: Sessions
 
     /// Per session in the window, newest first: pages, durations, first and last page by time.
-    @Sendable func sessions(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+    @Sendable func sessions(_ request: Request, context: AuthenticatedContext) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
-        let common = common(&query, defaultHours: 24)
+        let common = common(&query, context: context, defaultHours: 24)
         let limit = query.integer("limit", default: 100, range: 1...10_000)
         try query.finish()
         return try await table(
@@ -96,14 +102,14 @@ struct AnalyticsController: Sendable {
             ORDER BY started_at DESC, session_id
             LIMIT \(limit)
             """,
-            format: common.format
+            common: common
         )
     }
 
     /// Sessions in the window: how many, average length and pages, and the share with a single event (bounce rate, %).
-    @Sendable func sessionSummary(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+    @Sendable func sessionSummary(_ request: Request, context: AuthenticatedContext) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
-        let common = common(&query, defaultHours: 24)
+        let common = common(&query, context: context, defaultHours: 24)
         try query.finish()
         return try await table(
             """
@@ -119,7 +125,7 @@ struct AnalyticsController: Sendable {
                    coalesce(round(100.0 * count(*) FILTER (WHERE events = 1) / nullif(count(*), 0), 2), 0)::float8 AS bounce_rate
             FROM s
             """,
-            format: common.format
+            common: common
         )
     }
 
@@ -127,9 +133,9 @@ struct AnalyticsController: Sendable {
 
     /// Ordered funnel over `pages` (repeated, 2 to 10 steps): a visitor counts at step k only after reaching steps
     /// 1…k in that order within the window (`within=session`: inside one session).
-    @Sendable func funnel(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+    @Sendable func funnel(_ request: Request, context: AuthenticatedContext) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
-        let common = common(&query, defaultHours: 24 * 7)
+        let common = common(&query, context: context, defaultHours: 24 * 7)
         let steps = query.strings("pages")
         if steps.count < 2 || steps.count > 10 {
             query.fail("pages", "give 2 to 10 steps as repeated parameters: pages=/&pages=/pricing&pages=/signup")
@@ -189,16 +195,16 @@ struct AnalyticsController: Sendable {
             ORDER BY step
             """
         )
-        return try await table(sql, format: common.format)
+        return try await table(sql, common: common)
     }
 
     // MARK: Pages
 
     /// Per page: views, unique visitors, average duration, entries, exits, bounce rate (% of sessions that entered
     /// on the page and had exactly one event) and the top 3 referrer domains; most viewed first.
-    @Sendable func pages(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+    @Sendable func pages(_ request: Request, context: AuthenticatedContext) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
-        let common = common(&query, defaultHours: 24)
+        let common = common(&query, context: context, defaultHours: 24)
         let limit = query.integer("limit", default: 10, range: 1...1000)
         try query.finish()
         return try await table(
@@ -247,7 +253,7 @@ struct AnalyticsController: Sendable {
             LEFT JOIN top ON top.page = p.page
             ORDER BY p.views DESC, p.page
             """,
-            format: common.format
+            common: common
         )
     }
 
@@ -256,9 +262,9 @@ struct AnalyticsController: Sendable {
     /// Cohorts of visitors by the period (`period=day|week`, default week) of their first event in the window
     /// (`days`, default 30), and for each later period n the share of the cohort active in it. Periods start at local
     /// midnight (Mondays for weeks) in `tz`.
-    @Sendable func retention(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+    @Sendable func retention(_ request: Request, context: AuthenticatedContext) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
-        let common = common(&query, defaultHours: 30 * 24)
+        let common = common(&query, context: context, defaultHours: 30 * 24)
         let days: Int
         switch query.string("period") {
         case nil, "week": days = 7
@@ -301,27 +307,27 @@ struct AnalyticsController: Sendable {
             LEFT JOIN active a ON a.cohort = p.cohort AND a.period = p.period
             ORDER BY p.cohort, p.period
             """,
-            format: common.format
+            common: common
         )
     }
 
     // MARK: Sources, devices, paths
 
     /// Sessions by where they came from (the source and referrer domain of their first event), with visitors and share.
-    @Sendable func trafficSources(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
-        try await sessionsByFirstEvent(request, dimensions: ["coalesce(source, 'direct') AS source", "referrer_domain"])
+    @Sendable func trafficSources(_ request: Request, context: AuthenticatedContext) async throws -> ResultTable {
+        try await sessionsByFirstEvent(request, context: context, dimensions: ["coalesce(source, 'direct') AS source", "referrer_domain"])
     }
 
     /// Sessions by device type, browser and OS (of their first event), with visitors and share.
-    @Sendable func devices(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
-        try await sessionsByFirstEvent(request, dimensions: ["device_type", "browser", "os"])
+    @Sendable func devices(_ request: Request, context: AuthenticatedContext) async throws -> ResultTable {
+        try await sessionsByFirstEvent(request, context: context, dimensions: ["device_type", "browser", "os"])
     }
 
     /// Sessions grouped by columns of their first event, most visits first: `visits` (sessions), `visitors`, `percentage`.
     /// `dimensions` are fixed SQL column expressions of this file, never input.
-    func sessionsByFirstEvent(_ request: Request, dimensions: [String]) async throws -> ResultTable {
+    func sessionsByFirstEvent(_ request: Request, context: AuthenticatedContext, dimensions: [String]) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
-        let common = common(&query, defaultHours: 24)
+        let common = common(&query, context: context, defaultHours: 24)
         let limit = query.integer("limit", default: 20, range: 1...1000)
         try query.finish()
         let names = dimensions.map { $0.components(separatedBy: " AS ").last ?? $0 }
@@ -340,14 +346,14 @@ struct AnalyticsController: Sendable {
             ORDER BY visits DESC, \(unsafeSQL: names.map { "\($0) NULLS FIRST" }.joined(separator: ", "))
             LIMIT \(limit)
             """,
-            format: common.format
+            common: common
         )
     }
 
     /// What visitors do next: transitions between consecutive pages within sessions, from `page` or from any page.
-    @Sendable func paths(_ request: Request, context: AppRequestContext) async throws -> ResultTable {
+    @Sendable func paths(_ request: Request, context: AuthenticatedContext) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
-        let common = common(&query, defaultHours: 24)
+        let common = common(&query, context: context, defaultHours: 24)
         let page = query.string("page")
         let limit = query.integer("limit", default: 20, range: 1...1000)
         try query.finish()
@@ -365,7 +371,7 @@ struct AnalyticsController: Sendable {
             ORDER BY transitions DESC, from_page, to_page
             LIMIT \(limit)
             """,
-            format: common.format
+            common: common
         )
     }
 }

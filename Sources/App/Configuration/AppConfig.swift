@@ -19,6 +19,10 @@ public struct AppConfig: Sendable {
     /// A fixed admin token of the default workspace, for scripts and compose files.
     public var adminToken: String?
     public var registration: RegistrationPolicy
+    /// bcrypt cost (log2 rounds) of new password hashes.
+    public var bcryptCost: Int
+    /// Failed logins allowed per minute per username and per client IP (0: no limit); bursts of twice that pass.
+    public var loginRateLimit: Int
     /// Request bodies larger than this get 413.
     public var maxBodySize: Int
     /// Connections in the PostgreSQL pool.
@@ -100,6 +104,8 @@ public struct AppConfig: Sendable {
             reader.problems.append("ADMIN_TOKEN must be at least 16 characters long")
         }
         registration = reader.choice("REGISTRATION", default: .open)
+        bcryptCost = reader.integer("BCRYPT_COST", default: 12, range: 4...31)
+        loginRateLimit = reader.integer("LOGIN_RATE_LIMIT", default: 10, range: 0...100_000)
         maxBodySize = reader.byteSize("MAX_BODY_SIZE", default: 10 * 1024 * 1024)
         databasePoolSize = reader.integer("DB_POOL_SIZE", default: 10, range: 1...500)
         logLevel = reader.choice("LOG_LEVEL", default: .info)

@@ -67,18 +67,22 @@ struct EventIngestor: Sendable {
         var quarantine: [(line: String, reason: String)] = []
         var stored = 0
         if datasource == .userFeatures {
-            var features: [UserFeatures] = []
+            var features: [(row: UserFeatures, line: String)] = []
             for row in rows {
                 switch row {
                 case .invalid(let line, let reason): quarantine.append((line, reason))
                 case .object(let object, let line):
-                    switch UserFeatures.parse(object) {
-                    case .valid(let parsed): features.append(parsed)
+                    switch UserFeatures.parse(object, tenant: origin.tenantID) {
+                    case .valid(let parsed): features.append((parsed, IngestRow.text(of: object, line: line)))
                     case .invalid(let issues): quarantine.append((IngestRow.text(of: object, line: line), Self.describe(issues)))
                     }
                 }
             }
-            stored = try await UserFeatures.upsert(features, workspaceID: origin.workspaceID, pool: pool)
+            let written = try await UserFeatures.upsert(features.map(\.row), workspaceID: origin.workspaceID, pool: pool)
+            for (index, wasWritten) in written.enumerated() where !wasWritten {
+                quarantine.append((features[index].line, "user_id: this user belongs to another tenant"))
+            }
+            stored = written.count { $0 }
         } else {
             var records: [EventRecord] = []
             for row in rows {
@@ -131,8 +135,9 @@ struct UserFeatures: Sendable {
     var country: String?
     var lastUpdated: Date?
     var clusterID: Int?
+    var tenantID: String?
 
-    static func parse(_ object: [String: JSONValue]) -> Validated<UserFeatures> {
+    static func parse(_ object: [String: JSONValue], tenant: String? = nil) -> Validated<UserFeatures> {
         var reader = FieldReader(object: object)
         let userID = reader.text("user_id")
         if userID == nil, reader.issues.isEmpty { reader.fail("user_id", "is required", type: "missing") }
@@ -145,30 +150,36 @@ struct UserFeatures: Sendable {
             mostUsedDevice: reader.text("most_used_device"),
             country: reader.text("country"),
             lastUpdated: reader.time(["last_updated"], now: Date(), maxFutureSkew: 86_400),
-            clusterID: reader.integer("cluster_id")
+            clusterID: reader.integer("cluster_id"),
+            tenantID: reader.tenant(bound: tenant)
         )
         return reader.issues.isEmpty ? .valid(features) : .invalid(reader.issues)
     }
 
-    /// Inserts or replaces each user's row; returns how many rows were written.
-    static func upsert(_ rows: [UserFeatures], workspaceID: Int, pool: PostgresPool) async throws -> Int {
-        guard !rows.isEmpty else { return 0 }
+    /// Inserts or replaces each user's row; returns, per row, whether it was written. A row of a tenant (from a
+    /// tenant-bound token) does not replace a user of another tenant.
+    static func upsert(_ rows: [UserFeatures], workspaceID: Int, pool: PostgresPool) async throws -> [Bool] {
+        guard !rows.isEmpty else { return [] }
         return try await pool.withTransaction { connection in
-            var written = 0
+            var written: [Bool] = []
             for row in rows {
-                written += try await connection.execute(
+                let count = try await connection.execute(
                     """
-                    INSERT INTO user_features (workspace_id, user_id, avg_session_duration, total_sessions, avg_clicks_per_session,
+                    INSERT INTO user_features (workspace_id, user_id, tenant_id, avg_session_duration, total_sessions, avg_clicks_per_session,
                         most_visited_page, most_used_device, country, last_updated, cluster_id)
-                    VALUES (\(workspaceID), \(row.userID), \(row.avgSessionDuration), \(row.totalSessions)::int, \(row.avgClicksPerSession),
-                        \(row.mostVisitedPage), \(row.mostUsedDevice), \(row.country), coalesce(\(row.lastUpdated), now()), \(row.clusterID)::int)
+                    VALUES (\(workspaceID), \(row.userID), \(row.tenantID), \(row.avgSessionDuration), \(row.totalSessions)::int,
+                        \(row.avgClicksPerSession), \(row.mostVisitedPage), \(row.mostUsedDevice), \(row.country),
+                        coalesce(\(row.lastUpdated), now()), \(row.clusterID)::int)
                     ON CONFLICT (workspace_id, user_id) DO UPDATE SET
+                        tenant_id = excluded.tenant_id,
                         avg_session_duration = excluded.avg_session_duration, total_sessions = excluded.total_sessions,
                         avg_clicks_per_session = excluded.avg_clicks_per_session, most_visited_page = excluded.most_visited_page,
                         most_used_device = excluded.most_used_device, country = excluded.country,
                         last_updated = excluded.last_updated, cluster_id = excluded.cluster_id
+                    WHERE excluded.tenant_id IS NULL OR user_features.tenant_id IS NOT DISTINCT FROM excluded.tenant_id
                     """
                 )
+                written.append(count > 0)
             }
             return written
         }

@@ -31,12 +31,15 @@ public struct EventNormalizer: Sendable {
     /// Where a request's events come from, shared by all its rows.
     public struct Origin: Sendable {
         public var workspaceID: Int
+        /// The tenant of a tenant-bound token: its rows belong to that tenant, and a row naming another is refused.
+        public var tenantID: String?
         public var datasource: String
         public var clientIP: String?
         public var receivedAt: Date
 
-        public init(workspaceID: Int, datasource: String, clientIP: String?, receivedAt: Date) {
+        public init(workspaceID: Int, tenantID: String? = nil, datasource: String, clientIP: String?, receivedAt: Date) {
             self.workspaceID = workspaceID
+            self.tenantID = tenantID
             self.datasource = datasource
             self.clientIP = clientIP
             self.receivedAt = receivedAt
@@ -55,7 +58,7 @@ public struct EventNormalizer: Sendable {
         let userID = reader.text("user_id")
         let sessionID = reader.text("session_id")
         let eventID = reader.text("event_id")
-        let tenantID = reader.text("tenant_id")
+        let tenantID = reader.tenant(bound: origin.tenantID)
         let country = reader.text("country")
         let feature = reader.text("feature")
         let rowIP = reader.text("ip")
@@ -171,6 +174,14 @@ struct FieldReader {
     }
 
     /// A non-negative number (or a numeric string).
+    /// `tenant_id`, which for a tenant-bound token must be absent (it is filled in) or its own tenant.
+    mutating func tenant(bound: String?) -> String? {
+        let sent = text("tenant_id")
+        guard let bound else { return sent }
+        if let sent, sent != bound { fail("tenant_id", "this token may only send rows of tenant \(bound)", type: "tenant_mismatch") }
+        return bound
+    }
+
     mutating func number(_ field: String) -> Double? {
         let value: Double
         switch object[field] {

@@ -12,29 +12,30 @@ struct EventsController: Sendable {
     let maxBodySize: Int
     /// Zone of bucket boundaries when a request gives no `tz` (`DB_TIMEZONE`).
     var defaultTimeZone = "UTC"
-    let v0Auth: V0Authenticator
     /// `REQUIRE_INGEST_TOKEN`: `/api/events` posts need a token too.
     let requireIngestToken: Bool
 
-    func addRoutes(to router: Router<AppRequestContext>) {
+    /// Posts to `/api/events` may be anonymous (seed 004); everything else needs a token or a login.
+    func addRoutes(to router: Router<AppRequestContext>, authenticated: RouterGroup<AuthenticatedContext>) {
         router.post("/api/events", use: create)
         router.post("/api/events/batch", use: createBatch)
-        router.get("/api/events", use: aggregates)
-        router.get("/api/events/{id}", use: show)
-        router.post("/v0/events", use: ingestV0)
-        router.get("/v0/datasources/{name}", use: quarantine)
+        let readers = authenticated.group().add(middleware: RequirePermission(permission: .readAnalytics))
+        readers.get("/api/events", use: aggregates)
+        readers.get("/api/events/{id}", use: show)
+        authenticated.post("/v0/events", use: ingestV0)
+        authenticated.get("/v0/datasources/{name}", use: quarantine)
     }
 
     // MARK: /api/events
 
     /// `POST /api/events/`: one event → 201 with the stored event (200 with the stored one when its `event_id` is known).
     @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try authorizeAPIIngest(request)
+        let scope = try apiIngestScope(context)
         let rows = try IngestBody.rows(from: try await body(request))
         guard rows.count == 1, case .object(let object, _) = rows[0] else {
             throw APIError.badRequest("send one JSON object; use /api/events/batch for several")
         }
-        let origin = origin(request, context: context, workspaceID: Workspace.defaultID, datasource: .api)
+        let origin = origin(request, context: context, scope: scope, datasource: .api)
         let record: EventRecord
         switch ingestor.normalizer.normalize(object, origin: origin) {
         case .valid(let normalized): record = normalized
@@ -42,12 +43,12 @@ struct EventsController: Sendable {
         }
         switch try await ingestor.writer.write([record]).first {
         case .stored(let event):
-            return try EventResponse(event).response(status: .created, context: context)
+            return try EventResponse(event).response(status: .created)
         case .duplicate(let eventID):
-            guard let existing = try await findEvent(eventID: eventID, workspaceID: origin.workspaceID) else {
+            guard let existing = try await findEvent(eventID: eventID, scope: scope) else {
                 throw APIError(.conflict, "an event with this event_id is being stored; retry shortly")
             }
-            return try EventResponse(existing).response(status: .ok, context: context)
+            return try EventResponse(existing).response(status: .ok)
         case nil:
             throw APIError.badRequest("no event in the request body")
         }
@@ -55,20 +56,23 @@ struct EventsController: Sendable {
 
     /// `POST /api/events/batch`: a JSON array or NDJSON → `{"successful_rows", "quarantined_rows"}`.
     @Sendable func createBatch(_ request: Request, context: AppRequestContext) async throws -> IngestSummary {
-        try authorizeAPIIngest(request)
+        let scope = try apiIngestScope(context)
         let rows = try IngestBody.rows(from: try await body(request))
-        let origin = origin(request, context: context, workspaceID: Workspace.defaultID, datasource: .api)
+        let origin = origin(request, context: context, scope: scope, datasource: .api)
         return try await ingestor.ingest(rows, datasource: .api, origin: origin)
     }
 
     /// `GET /api/events/{id}`.
-    @Sendable func show(_ request: Request, context: AppRequestContext) async throws -> EventResponse {
+    @Sendable func show(_ request: Request, context: AuthenticatedContext) async throws -> EventResponse {
         guard let id = context.parameters.get("id", as: Int.self) else {
             throw APIError.validation([.init(loc: ["path", "id"], msg: "must be a whole number", type: "int_parsing")])
         }
-        let rows = try await pool.query(
-            "\(unsafeSQL: EventResponse.selectList) FROM events WHERE workspace_id = \(Workspace.defaultID) AND id = \(id)"
-        )
+        let scope = context.identity.dataScope
+        let rows = try await pool.withReadAccess(scope) { connection in
+            try await connection.query(
+                "\(unsafeSQL: EventResponse.selectList) FROM events WHERE workspace_id = \(scope.workspaceID) AND id = \(id)"
+            )
+        }
         guard let row = rows.first else { throw APIError.notFound("event \(id) not found") }
         return EventResponse(try EventResponse.decode(row))
     }
@@ -97,7 +101,7 @@ struct EventsController: Sendable {
 
     /// `GET /api/events/?duration=1 hour&pages=/a&pages=/b&hours=24[&tz=Europe/Berlin]`: event counts per time bucket
     /// (days start at local midnight in `tz`), page and OS.
-    @Sendable func aggregates(_ request: Request, context: AppRequestContext) async throws -> [Aggregate] {
+    @Sendable func aggregates(_ request: Request, context: AuthenticatedContext) async throws -> [Aggregate] {
         var query = QueryReader(request.uri.queryParameters)
         let bucket = query.interval("duration", default: "1 hour")
         let window = query.window(defaultHours: 24)
@@ -106,18 +110,21 @@ struct EventsController: Sendable {
         let limit = query.integer("limit", default: 1000, range: 1...10_000)
         let timeZone = query.timeZone(default: defaultTimeZone)
         try query.finish()
-        let rows = try await pool.query(
-            """
-            SELECT time_bucket(\(bucket)::interval, time, \(timeZone)) AS bucket, page, os, count(*) AS count, avg(duration) AS avg_duration
-            FROM events
-            WHERE workspace_id = \(Workspace.defaultID) AND time >= \(window.from) AND time < \(window.to)
-              AND (\(includeBots) OR NOT is_bot)
-              AND (cardinality(\(pages)) = 0 OR page = ANY(\(pages)))
-            GROUP BY 1, 2, 3
-            ORDER BY bucket DESC, count DESC, page, os
-            LIMIT \(limit)
-            """
-        )
+        let scope = context.identity.dataScope
+        let rows = try await pool.withReadAccess(scope) { connection in
+            try await connection.query(
+                """
+                SELECT time_bucket(\(bucket)::interval, time, \(timeZone)) AS bucket, page, os, count(*) AS count, avg(duration) AS avg_duration
+                FROM events
+                WHERE workspace_id = \(scope.workspaceID) AND time >= \(window.from) AND time < \(window.to)
+                  AND (\(includeBots) OR NOT is_bot)
+                  AND (cardinality(\(pages)) = 0 OR page = ANY(\(pages)))
+                GROUP BY 1, 2, 3
+                ORDER BY bucket DESC, count DESC, page, os
+                LIMIT \(limit)
+                """
+            )
+        }
         return try rows.map { row in
             let (bucket, page, os, count, average) = try row.decode((Date, String?, String?, Int, Double?).self)
             return Aggregate(bucket: bucket, page: page, os: os, count: count, avgDuration: average)
@@ -127,8 +134,7 @@ struct EventsController: Sendable {
     // MARK: /v0
 
     /// `POST /v0/events?name=<datasource>[&wait=true]`: NDJSON or one JSON object → 202 (200 with wait=true).
-    @Sendable func ingestV0(_ request: Request, context: AppRequestContext) async throws -> Response {
-        let workspaceID = try v0Auth.authenticate(request, scope: .append)
+    @Sendable func ingestV0(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         guard let name = request.uri.queryParameters["name"].map(String.init), !name.isEmpty else {
             throw APIError.badRequest(
                 "the datasource is missing: add ?name=<datasource> (one of \(Datasource.ingestible.map(\.rawValue).joined(separator: ", ")))"
@@ -137,11 +143,12 @@ struct EventsController: Sendable {
         guard let datasource = Datasource(rawValue: name), Datasource.ingestible.contains(datasource) else {
             throw APIError.notFound("datasource \"\(name)\" does not exist (known: \(Datasource.ingestible.map(\.rawValue).joined(separator: ", ")))")
         }
+        try context.require(.append(datasource: datasource.rawValue))
         let rows = try IngestBody.rows(from: try await body(request))
-        let origin = origin(request, context: context, workspaceID: workspaceID, datasource: datasource)
+        let origin = origin(request, context: context, scope: context.identity.dataScope, datasource: datasource)
         let summary = try await ingestor.ingest(rows, datasource: datasource, origin: origin)
         let wait = request.uri.queryParameters["wait"].map { $0 == "true" || $0 == "1" } ?? false
-        return try summary.response(status: wait ? .ok : .accepted, context: context)
+        return try summary.response(status: wait ? .ok : .accepted)
     }
 
     struct QuarantinedRow: Encodable {
@@ -168,8 +175,9 @@ struct EventsController: Sendable {
     }
 
     /// `GET /v0/datasources/<name>_quarantine` (admin): quarantined rows with their error, newest first.
-    @Sendable func quarantine(_ request: Request, context: AppRequestContext) async throws -> QuarantineList {
-        let workspaceID = try v0Auth.authenticate(request, scope: .admin)
+    @Sendable func quarantine(_ request: Request, context: AuthenticatedContext) async throws -> QuarantineList {
+        try context.require(.admin)
+        let scope = context.identity.dataScope
         let name = context.parameters.get("name") ?? ""
         guard name.hasSuffix("_quarantine"), let datasource = Datasource(rawValue: String(name.dropLast("_quarantine".count))),
             Datasource.ingestible.contains(datasource)
@@ -179,14 +187,16 @@ struct EventsController: Sendable {
         var query = QueryReader(request.uri.queryParameters)
         let limit = query.integer("limit", default: 100, range: 1...10_000)
         try query.finish()
-        let rows = try await pool.query(
-            """
-            SELECT received_at, error, line FROM quarantine
-            WHERE workspace_id = \(workspaceID) AND datasource = \(datasource.rawValue)
-            ORDER BY received_at DESC, id DESC
-            LIMIT \(limit)
-            """
-        )
+        let rows = try await pool.withReadAccess(scope) { connection in
+            try await connection.query(
+                """
+                SELECT received_at, error, line FROM quarantine
+                WHERE workspace_id = \(scope.workspaceID) AND datasource = \(datasource.rawValue)
+                ORDER BY received_at DESC, id DESC
+                LIMIT \(limit)
+                """
+            )
+        }
         let data = try rows.map { row in
             let (receivedAt, error, line) = try row.decode((Date, String, String).self)
             return QuarantinedRow(receivedAt: receivedAt, error: error, line: line)
@@ -196,14 +206,30 @@ struct EventsController: Sendable {
 
     // MARK: Helpers
 
-    /// Where a request's rows come from: workspace, datasource, client IP, arrival time.
-    func origin(_ request: Request, context: AppRequestContext, workspaceID: Int, datasource: Datasource) -> EventNormalizer.Origin {
-        EventNormalizer.Origin(workspaceID: workspaceID, datasource: datasource.rawValue, clientIP: context.clientIP(request), receivedAt: Date())
+    /// Where a request's rows come from: workspace and tenant, datasource, client IP, arrival time.
+    func origin(_ request: Request, context: some ClientAddressContext, scope: DataScope, datasource: Datasource) -> EventNormalizer.Origin {
+        EventNormalizer.Origin(
+            workspaceID: scope.workspaceID,
+            tenantID: scope.tenantID,
+            datasource: datasource.rawValue,
+            clientIP: context.clientIP(request),
+            receivedAt: Date()
+        )
     }
 
-    /// Anonymous unless `REQUIRE_INGEST_TOKEN` is set.
-    func authorizeAPIIngest(_ request: Request) throws(APIError) {
-        if requireIngestToken { _ = try v0Auth.authenticate(request, scope: .append) }
+    /// Where `/api/events` posts go: the default workspace when anonymous (allowed unless `REQUIRE_INGEST_TOKEN`),
+    /// else the workspace (and tenant) of a token that may append, or the default one for a user who may.
+    func apiIngestScope(_ context: AppRequestContext) throws(APIError) -> DataScope {
+        guard let identity = context.identity else {
+            if requireIngestToken {
+                throw APIError.unauthorized("this server needs a token to ingest (REQUIRE_INGEST_TOKEN): send Authorization: Bearer <token>")
+            }
+            return DataScope(workspaceID: Workspace.defaultID)
+        }
+        guard identity.allows(.append(datasource: Datasource.api.rawValue)) else {
+            throw APIError.forbidden("Not enough permissions: \(identity.label) lacks the scope append:api")
+        }
+        return identity.dataScope
     }
 
     /// The whole body, up to `MAX_BODY_SIZE` (413 past it).
@@ -217,23 +243,19 @@ struct EventsController: Sendable {
         }
     }
 
-    func findEvent(eventID: String, workspaceID: Int) async throws -> StoredEvent? {
-        let rows = try await pool.query(
-            "\(unsafeSQL: EventResponse.selectList) FROM events WHERE workspace_id = \(workspaceID) AND event_id = \(eventID) ORDER BY time LIMIT 1"
-        )
+    func findEvent(eventID: String, scope: DataScope) async throws -> StoredEvent? {
+        let rows = try await pool.withReadAccess(scope) { connection in
+            try await connection.query(
+                "\(unsafeSQL: EventResponse.selectList) FROM events WHERE workspace_id = \(scope.workspaceID) AND event_id = \(eventID) ORDER BY time LIMIT 1"
+            )
+        }
         return try rows.first.map(EventResponse.decode)
     }
 }
 
-/// The workspaces this server knows before the auth issue brings more.
-enum Workspace {
-    /// `default`, created by the first migration.
-    static let defaultID = 1
-}
-
 extension ResponseEncodable {
     /// Encodes as JSON with a chosen status.
-    func response(status: HTTPResponse.Status, context: AppRequestContext) throws -> Response {
+    func response(status: HTTPResponse.Status) throws -> Response {
         let data = try JSONEncoder.api.encode(self)
         return Response(
             status: status,

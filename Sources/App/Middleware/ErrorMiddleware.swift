@@ -94,3 +94,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 }
+
+extension DecodingError {
+    /// What is wrong with a request body, for the client (`password: expected a string`).
+    var clientDescription: String { ErrorMiddleware<AppRequestContext>.describe(self) }
+}

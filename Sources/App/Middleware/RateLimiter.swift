@@ -32,8 +32,8 @@ final class RateLimiter: Sendable {
         self.burst = max(1, burst)
     }
 
-    /// Takes one token from `key`'s bucket if it has one.
-    func check(_ key: String, now: ContinuousClock.Instant = .now) -> Decision {
+    /// Takes one token from `key`'s bucket if it has one (with `consume: false`, only tells whether it has one).
+    func check(_ key: String, consume: Bool = true, now: ContinuousClock.Instant = .now) -> Decision {
         buckets.withLock { buckets in
             if buckets.count > 100_000 { prune(&buckets, now: now) }
             var bucket = buckets[key] ?? Bucket(tokens: Double(burst), updated: now)
@@ -42,7 +42,7 @@ final class RateLimiter: Sendable {
             bucket.tokens = min(Double(burst), bucket.tokens + seconds * rate)
             bucket.updated = now
             let allowed = bucket.tokens >= 1
-            if allowed { bucket.tokens -= 1 }
+            if allowed, consume { bucket.tokens -= 1 }
             buckets[key] = bucket
             return Decision(
                 allowed: allowed,
@@ -73,7 +73,7 @@ struct RateLimitMiddleware: RouterMiddleware {
             return try await next(request, context)
         }
         var decisions: [(RateLimiter, RateLimiter.Decision)] = []
-        if let perToken, let token = V0Authenticator.token(in: request) {
+        if let perToken, let token = Authenticator.credential(in: request) {
             decisions.append((perToken, perToken.check("token:" + token)))
         }
         if let perIP {

@@ -8,13 +8,13 @@ import Logging
     import Glibc
 #endif
 
-/// The `analytics-api` command: `serve` (default) and `migrate`.
+/// The `analytics-api` command: `serve` (default), `migrate`, `demo-data`, `create-user`, `workspace`, `token`.
 @main
 struct AnalyticsAPI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "analytics-api",
         abstract: "Self-hosted real-time event analytics on PostgreSQL.",
-        subcommands: [Serve.self, Migrate.self, DemoData.self],
+        subcommands: [Serve.self, Migrate.self, DemoData.self, CreateUser.self, WorkspaceCommand.self, TokenCommand.self],
         defaultSubcommand: Serve.self
     )
 }

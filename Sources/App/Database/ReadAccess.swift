@@ -1,0 +1,44 @@
+import Postgres
+
+/// Whose rows a read may see: one workspace, and within it one tenant when the caller is bound to one.
+public struct DataScope: Sendable, Equatable {
+    public var workspaceID: Int
+    /// The tenant a token is bound to; `nil` sees every tenant of the workspace.
+    public var tenantID: String?
+
+    public init(workspaceID: Int, tenantID: String? = nil) {
+        self.workspaceID = workspaceID
+        self.tenantID = tenantID
+    }
+}
+
+extension PostgresPool {
+    /// The database role of API reads: it cannot bypass row-level security (migration 0005).
+    static let readerRole = "analytics_reader"
+
+    /// Runs `body` the way every read made for an API request runs: in a read-only transaction, as the role
+    /// `analytics_reader`, with `app.workspace_id` and `app.tenant_id` set for the row-level security policies
+    /// of `events`, `user_features` and `quarantine`, and with a statement timeout. So a query sees only `scope`'s
+    /// rows even when its SQL forgets to filter them.
+    func withReadAccess<Result>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ scope: DataScope,
+        statementTimeout: String = "15s",
+        workMem: String = "64MB",
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        try await withTransaction(readOnly: true) { connection in
+            // One round trip; `set_config(…, true)` is SET LOCAL, undone when the transaction ends.
+            try await connection.execute(
+                """
+                SELECT set_config('app.workspace_id', \(String(scope.workspaceID)), true),
+                       set_config('app.tenant_id', \(scope.tenantID ?? ""), true),
+                       set_config('statement_timeout', \(statementTimeout), true),
+                       set_config('work_mem', \(workMem), true),
+                       set_config('role', \(Self.readerRole), true)
+                """
+            )
+            return try await body(connection)
+        }
+    }
+}
