@@ -503,6 +503,14 @@ struct AuthTests {
                 try await connection.query("SELECT count(*) FROM events")[0].decode(Int.self, at: 0)
             }
             #expect(otherWorkspace == 0)
+            // Quarantined rows have no tenant: the workspace sees the one above, a tenant sees none.
+            let quarantined = try await pool.withReadAccess(DataScope(workspaceID: Workspace.defaultID)) { connection in
+                try await connection.query("SELECT count(*) FROM quarantine")[0].decode(Int.self, at: 0)
+            }
+            let quarantinedForTenant = try await pool.withReadAccess(scope) { connection in
+                try await connection.query("SELECT count(*) FROM quarantine")[0].decode(Int.self, at: 0)
+            }
+            #expect(quarantined == 1 && quarantinedForTenant == 0)
             // The reader role cannot see users or tokens, nor write.
             await #expect(throws: PostgresError.self) {
                 try await pool.withReadAccess(scope) { connection in try await connection.query("SELECT count(*) FROM api_tokens") }

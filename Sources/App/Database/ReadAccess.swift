@@ -12,14 +12,16 @@ public struct DataScope: Sendable, Equatable {
     }
 }
 
-extension PostgresPool {
-    /// The database role of API reads: it cannot bypass row-level security (migration 0005).
-    static let readerRole = "analytics_reader"
+extension DataScope {
+    /// The database role of reads for this scope (migration 0005): neither role can bypass row-level security.
+    var readerRole: String { tenantID == nil ? "analytics_reader" : "analytics_tenant_reader" }
+}
 
+extension PostgresPool {
     /// Runs `body` the way every read made for an API request runs: in a read-only transaction, as the role
-    /// `analytics_reader`, with `app.workspace_id` and `app.tenant_id` set for the row-level security policies
-    /// of `events`, `user_features` and `quarantine`, and with a statement timeout. So a query sees only `scope`'s
-    /// rows even when its SQL forgets to filter them.
+    /// `analytics_reader` (or `analytics_tenant_reader` for a tenant), with `app.workspace_id` and `app.tenant_id`
+    /// set for the row-level security policies of `events`, `user_features` and `quarantine`, and with a statement
+    /// timeout. So a query sees only `scope`'s rows even when its SQL forgets to filter them.
     func withReadAccess<Result>(
         isolation: isolated (any Actor)? = #isolation,
         _ scope: DataScope,
@@ -35,7 +37,7 @@ extension PostgresPool {
                        set_config('app.tenant_id', \(scope.tenantID ?? ""), true),
                        set_config('statement_timeout', \(statementTimeout), true),
                        set_config('work_mem', \(workMem), true),
-                       set_config('role', \(Self.readerRole), true)
+                       set_config('role', \(scope.readerRole), true)
                 """
             )
             return try await body(connection)
