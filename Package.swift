@@ -62,6 +62,7 @@ let package = Package(
                 "Postgres",
                 "EmbeddedPostgres",
                 "Migrations",
+                "Pipes",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -79,6 +80,13 @@ let package = Package(
             name: "Migrations",
             path: "migrations",
             resources: [.copy("sql")],
+            swiftSettings: swiftSettings
+        ),
+        // The pipe templates: one SQL file per pipe in pipes/<template>/, shipped with the binary.
+        .target(
+            name: "Pipes",
+            path: "pipes",
+            resources: [.copy("engagement"), .copy("product"), .copy("behavior"), .copy("sessions")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -14,7 +14,8 @@ public func buildApplication(_ config: AppConfig, logger: Logger) async throws -
     let database = try await Database.start(config, logger: logger)
     let writer = EventWriter(pool: database.pool, logger: logger)
     let loginTokens = await LoginTokens(secret: config.secretKey, lifetimeMinutes: config.accessTokenExpireMinutes)
-    let router = buildRouter(config: config, database: database, writer: writer, loginTokens: loginTokens)
+    let catalog = try PipeCatalog.load(from: config.pipesDirectory)
+    let router = buildRouter(config: config, database: database, writer: writer, loginTokens: loginTokens, catalog: catalog)
     return Application(
         router: router,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "analytics-api"),
@@ -28,7 +29,13 @@ public func buildApplication(_ config: AppConfig, logger: Logger) async throws -
 ///
 /// Routes on `router` allow anonymous requests (their handlers may still look at `context.identity`); routes on
 /// `authenticated` answer 401 without a valid credential, and each group or handler names the permission it needs.
-func buildRouter(config: AppConfig, database: Database, writer: EventWriter, loginTokens: LoginTokens) -> Router<AppRequestContext> {
+func buildRouter(
+    config: AppConfig,
+    database: Database,
+    writer: EventWriter,
+    loginTokens: LoginTokens,
+    catalog: PipeCatalog
+) -> Router<AppRequestContext> {
     let pool = database.pool
     let tokens = APITokenStore(pool: pool)
     let users = UserDirectory(pool: pool, bcryptCost: config.bcryptCost)
@@ -55,7 +62,8 @@ func buildRouter(config: AppConfig, database: Database, writer: EventWriter, log
         registration: config.registration,
         failedLogins: config.loginRateLimit > 0 ? RateLimiter(rate: Double(config.loginRateLimit) / 60, burst: config.loginRateLimit * 2) : nil
     ).addRoutes(to: router, authenticated: authenticated)
-    TokensController(tokens: tokens, workspaces: WorkspaceDirectory(pool: pool, tokens: tokens)).addRoutes(to: authenticated)
+    TokensController(tokens: tokens, workspaces: WorkspaceDirectory(pool: pool, tokens: tokens, catalog: catalog)).addRoutes(to: authenticated)
+    PipesController(pool: pool, catalog: catalog).addRoutes(to: authenticated)
     EventsController(
         ingestor: EventIngestor(
             writer: writer,

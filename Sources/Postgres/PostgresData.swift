@@ -246,8 +246,10 @@ public struct PostgresJSONText: PostgresCodable, Hashable {
 }
 
 /// Parses one-dimensional PostgreSQL array literals such as `{a,"b c",NULL}`.
-enum PostgresArrayLiteral {
-    static func parse(_ text: String) throws(PostgresDecodingFailure) -> [String?] {
+/// PostgreSQL's text form of one-dimensional arrays: `{a,"b c",NULL}`.
+public enum PostgresArrayLiteral {
+    /// The items of an array literal; `nil` for NULL.
+    public static func parse(_ text: String) throws(PostgresDecodingFailure) -> [String?] {
         var scalars = text.unicodeScalars[...]
         guard scalars.first == "{", scalars.last == "}" else { throw PostgresDecodingFailure("not an array") }
         scalars = scalars.dropFirst().dropLast()

@@ -28,11 +28,11 @@ func withDatabase(_ common: CommonOptions, _ body: (Database, AppConfig) async t
 
 /// The workspace named `name`, or a failure naming it.
 func workspaceID(named name: String, in database: Database) async throws -> Int {
-    let directory = WorkspaceDirectory(pool: database.pool, tokens: APITokenStore(pool: database.pool))
-    guard let workspace = try await directory.find(name: name) else {
+    let rows = try await database.pool.query("SELECT id FROM workspaces WHERE name = \(name)")
+    guard let workspace = try rows.first.map({ try $0.decode(Int.self, at: 0) }) else {
         throw APIError.notFound("workspace \"\(name)\" does not exist (list them with: analytics-api workspace list)")
     }
-    return workspace.id
+    return workspace
 }
 
 struct CreateUser: AsyncParsableCommand {
@@ -81,14 +81,18 @@ struct WorkspaceCommand: AsyncParsableCommand {
         @Argument(help: "Name: 1 to 63 lower-case letters, digits and underscores.") var name: String
         @Option(
             name: .customLong("template"),
-            help: "Pipe templates, comma-separated or repeated: \(PipeTemplate.allCases.map(\.rawValue).joined(separator: ", "))."
+            help: "Pipe templates, comma-separated or repeated: engagement, product, behavior, sessions (or those of PIPES_DIR)."
         )
         var templates: [String] = []
 
         func run() async throws {
             let names = templates.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
-            try await withDatabase(common) { database, _ in
-                let directory = WorkspaceDirectory(pool: database.pool, tokens: APITokenStore(pool: database.pool))
+            try await withDatabase(common) { database, config in
+                let directory = WorkspaceDirectory(
+                    pool: database.pool,
+                    tokens: APITokenStore(pool: database.pool),
+                    catalog: try PipeCatalog.load(from: config.pipesDirectory)
+                )
                 let created = try await directory.create(name: name, templates: names)
                 print(
                     "workspace \(created.workspace.name) created (id \(created.workspace.id), templates: \(created.workspace.templates.joined(separator: ", ")))"
@@ -103,8 +107,12 @@ struct WorkspaceCommand: AsyncParsableCommand {
         @OptionGroup var common: CommonOptions
 
         func run() async throws {
-            try await withDatabase(common) { database, _ in
-                let directory = WorkspaceDirectory(pool: database.pool, tokens: APITokenStore(pool: database.pool))
+            try await withDatabase(common) { database, config in
+                let directory = WorkspaceDirectory(
+                    pool: database.pool,
+                    tokens: APITokenStore(pool: database.pool),
+                    catalog: try PipeCatalog.load(from: config.pipesDirectory)
+                )
                 for workspace in try await directory.list() {
                     print("\(workspace.id)\t\(workspace.name)\t\(workspace.templates.joined(separator: ","))")
                 }

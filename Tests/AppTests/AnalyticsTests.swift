@@ -61,16 +61,6 @@ enum Fixture {
     }
 }
 
-extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral, ExpressibleByArrayLiteral,
-    ExpressibleByDictionaryLiteral
-{
-    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
-    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(Dictionary(elements, uniquingKeysWith: { $1 })) }
-    public init(stringLiteral value: String) { self = .string(value) }
-    public init(integerLiteral value: Int) { self = .int(value) }
-    public init(floatLiteral value: Double) { self = .double(value) }
-}
-
 /// GETs a JSON array of objects.
 func rows(_ client: any TestClientProtocol, _ uri: String, headers: HTTPFields = adminAuth) async throws -> [[String: JSONValue]] {
     try await client.execute(uri: uri, method: .get, headers: headers) { response in

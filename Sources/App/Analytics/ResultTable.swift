@@ -12,14 +12,17 @@ struct ResultTable: ResponseGenerator, Sendable {
     }
 
     var columns: [String]
+    /// Column types as the hosted platform names them (`Int64`, `Float64`, `String`, `DateTime`, `Array(String)`…).
+    var types: [String]
     var rows: [[JSONValue]]
     var format: Format = .json
 
-    /// Converts query rows by column type: integers, numbers, booleans, JSON, times (ISO-8601 UTC) and text.
+    /// Converts query rows by column type: integers, numbers, booleans, JSON, times (ISO-8601 UTC), arrays and text.
     init(_ result: PostgresRows, format: Format = .json) throws {
         self.columns = result.columns?.names ?? []
         self.format = format
         let types = result.columns?.types ?? []
+        self.types = types.map(Self.typeName)
         self.rows = try result.map { row in
             try (0..<row.count).map { column in try Self.value(row, column: column, type: types[column]) }
         }
@@ -36,7 +39,38 @@ struct ResultTable: ResponseGenerator, Sendable {
         case .json, .jsonb: return (try? JSONParser.parse(text)) ?? .string(text)
         case .timestamptz, .timestamp:
             return PostgresTimestamp.parse(text).map { .string(PostgresTimestamp.iso8601($0)) } ?? .string(text)
+        case .textArray, .int8Array, .float8Array, PostgresType(rawValue: 1007), PostgresType(rawValue: 1015):
+            guard let items = try? PostgresArrayLiteral.parse(text) else { return .string(text) }
+            let numeric = type != .textArray && type != PostgresType(rawValue: 1015)
+            return .array(
+                items.map { item in
+                    guard let item else { return .null }
+                    if numeric, let number = Double(item) { return Int(item).map(JSONValue.int) ?? .double(number) }
+                    return .string(item)
+                }
+            )
         default: return .string(text)
+        }
+    }
+
+    /// The hosted platform's (ClickHouse's) name of a column type.
+    static func typeName(_ type: PostgresType) -> String {
+        switch type {
+        case .int2: "Int16"
+        case .int4: "Int32"
+        case .int8: "Int64"
+        case .float4: "Float32"
+        case .float8, .numeric: "Float64"
+        case .bool: "Bool"
+        case .timestamptz, .timestamp: "DateTime"
+        case .date: "Date"
+        case .json, .jsonb: "JSON"
+        case .uuid: "UUID"
+        case .textArray, PostgresType(rawValue: 1015): "Array(String)"
+        case .int8Array: "Array(Int64)"
+        case PostgresType(rawValue: 1007): "Array(Int32)"
+        case .float8Array: "Array(Float64)"
+        default: "String"
         }
     }
 
@@ -69,12 +103,30 @@ struct ResultTable: ResponseGenerator, Sendable {
         return text + "]"
     }
 
-    var csvText: String {
+    /// One JSON object per line.
+    var ndjsonText: String {
+        let keys = columns.map { JSONValue.string($0).jsonText }
+        var text = ""
+        for row in rows {
+            text += "{"
+            for (column, value) in row.enumerated() {
+                if column > 0 { text += "," }
+                text += keys[column] + ":" + value.jsonText
+            }
+            text += "}\n"
+        }
+        return text
+    }
+
+    var csvText: String { csvText(header: true) }
+
+    /// RFC 4180 CSV, with or without a first line of column names.
+    func csvText(header: Bool) -> String {
         func field(_ text: String) -> String {
             guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
             return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
-        var lines = [columns.map(field).joined(separator: ",")]
+        var lines = header ? [columns.map(field).joined(separator: ",")] : []
         for row in rows {
             lines.append(
                 row.map { value in
@@ -89,6 +141,6 @@ struct ResultTable: ResponseGenerator, Sendable {
                 }.joined(separator: ",")
             )
         }
-        return lines.joined(separator: "\r\n") + "\r\n"
+        return lines.isEmpty ? "" : lines.joined(separator: "\r\n") + "\r\n"
     }
 }

@@ -42,6 +42,8 @@ public struct AppConfig: Sendable {
     public var trustForwardedFor: Bool
     /// Seconds an event's client time may lie in the future (clock skew) before the row is rejected.
     public var maxFutureSkew: Double
+    /// A folder of pipe templates (`<template>/<name>.sql`) used instead of the bundled ones.
+    public var pipesDirectory: String?
 
     /// Who may register through `POST /api/auth/register`.
     public enum RegistrationPolicy: String, Sendable, CaseIterable {
@@ -116,6 +118,10 @@ public struct AppConfig: Sendable {
         rateLimitPerToken = Double(reader.integer("RATE_LIMIT_PER_TOKEN", default: 0, range: 0...1_000_000))
         trustForwardedFor = reader.boolean("TRUST_FORWARDED_FOR", default: false)
         maxFutureSkew = Double(reader.integer("MAX_FUTURE_SKEW_SECONDS", default: 300, range: 0...86_400 * 365))
+        pipesDirectory = reader.string("PIPES_DIR")
+        if let pipesDirectory, !FileManager.default.fileExists(atPath: pipesDirectory) {
+            reader.problems.append("PIPES_DIR \"\(pipesDirectory)\" does not exist")
+        }
         if !reader.problems.isEmpty { throw Invalid(problems: reader.problems) }
     }
 }

@@ -21,15 +21,18 @@ extension PostgresPool {
     /// Runs `body` the way every read made for an API request runs: in a read-only transaction, as the role
     /// `analytics_reader` (or `analytics_tenant_reader` for a tenant), with `app.workspace_id` and `app.tenant_id`
     /// set for the row-level security policies of `events`, `user_features` and `quarantine`, and with a statement
-    /// timeout. So a query sees only `scope`'s rows even when its SQL forgets to filter them.
+    /// timeout. So a query sees only `scope`'s rows even when its SQL forgets to filter them. `readOnly: false` is
+    /// for pipes that update rows (`@writes`): the roles may update only what migration 0006 grants, under the same
+    /// policies.
     func withReadAccess<Result>(
         isolation: isolated (any Actor)? = #isolation,
         _ scope: DataScope,
         statementTimeout: String = "15s",
         workMem: String = "64MB",
+        readOnly: Bool = true,
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        try await withTransaction(readOnly: true) { connection in
+        try await withTransaction(readOnly: readOnly) { connection in
             // One round trip; `set_config(…, true)` is SET LOCAL, undone when the transaction ends.
             try await connection.execute(
                 """

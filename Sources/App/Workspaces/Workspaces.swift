@@ -17,64 +17,17 @@ public struct WorkspaceInfo: Sendable, Equatable {
     public var createdAt: Date
 }
 
-/// The pipe sets a workspace can enable (SPEC section 6): each is named after the seed project it serves.
-///
-/// The pipes themselves are SQL files (the pipes issue); this table names them so that workspaces can refuse
-/// templates whose pipe names collide before those files exist.
-public enum PipeTemplate: String, Sendable, CaseIterable {
-    case engagement, product, behavior, sessions
-
-    public var pipeNames: [String] {
-        switch self {
-        case .engagement: ["event_breakdown", "realtime_traffic", "session_duration", "active_users", "user_retention"]
-        case .product: ["feature_usage", "user_session_details", "active_users"]
-        case .behavior: ["aggregate_user_features", "user_session_timeline", "get_user_patterns", "get_cluster_stats", "assign_clusters"]
-        case .sessions: ["get_active_sessions", "tenant_activity_summary", "get_session_details"]
-        }
-    }
-
-    /// The templates named, or a message saying which names are unknown or which pipes collide.
-    public static func parse(_ names: [String]) -> Result<[PipeTemplate], TemplateError> {
-        var templates: [PipeTemplate] = []
-        for name in names {
-            guard let template = PipeTemplate(rawValue: name) else {
-                return .failure(
-                    TemplateError(message: "unknown template \"\(name)\" (known: \(allCases.map(\.rawValue).joined(separator: ", ")))")
-                )
-            }
-            if !templates.contains(template) { templates.append(template) }
-        }
-        var owner: [String: PipeTemplate] = [:]
-        for template in templates {
-            for pipe in template.pipeNames {
-                if let other = owner[pipe] {
-                    return .failure(
-                        TemplateError(
-                            message: "templates \(other.rawValue) and \(template.rawValue) both define the pipe \(pipe): "
-                                + "enable them in separate workspaces"
-                        )
-                    )
-                }
-                owner[pipe] = template
-            }
-        }
-        return .success(templates)
-    }
-
-    public struct TemplateError: Error, Sendable, CustomStringConvertible {
-        public var message: String
-        public var description: String { message }
-    }
-}
-
 /// Creates and lists workspaces.
 public struct WorkspaceDirectory: Sendable {
     let pool: PostgresPool
     let tokens: APITokenStore
+    /// The templates a workspace may enable.
+    let catalog: PipeCatalog
 
-    public init(pool: PostgresPool, tokens: APITokenStore) {
+    public init(pool: PostgresPool, tokens: APITokenStore, catalog: PipeCatalog) {
         self.pool = pool
         self.tokens = tokens
+        self.catalog = catalog
     }
 
     /// Names: 1 to 63 lower-case letters, digits and underscores.
@@ -85,8 +38,8 @@ public struct WorkspaceDirectory: Sendable {
         guard Self.isValidName(name) else {
             throw APIError.badRequest("invalid workspace name \"\(name)\": use 1 to 63 lower-case letters, digits and underscores")
         }
-        let parsed: [PipeTemplate]
-        switch PipeTemplate.parse(templates) {
+        let parsed: [String]
+        switch catalog.validate(templates) {
         case .success(let templates): parsed = templates
         case .failure(let error): throw APIError.badRequest(error.message)
         }
@@ -94,7 +47,7 @@ public struct WorkspaceDirectory: Sendable {
         do {
             rows = try await pool.query(
                 """
-                INSERT INTO workspaces (name, templates) VALUES (\(name), \(parsed.map(\.rawValue)))
+                INSERT INTO workspaces (name, templates) VALUES (\(name), \(parsed))
                 RETURNING id, name, templates, created_at
                 """
             )
@@ -108,6 +61,10 @@ public struct WorkspaceDirectory: Sendable {
 
     public func list() async throws -> [WorkspaceInfo] {
         try await pool.query("SELECT id, name, templates, created_at FROM workspaces ORDER BY id").map(Self.decode)
+    }
+
+    public func find(id: Int) async throws -> WorkspaceInfo? {
+        try await pool.query("SELECT id, name, templates, created_at FROM workspaces WHERE id = \(id)").first.map(Self.decode)
     }
 
     public func find(name: String) async throws -> WorkspaceInfo? {

@@ -1,0 +1,415 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Postgres
+import Testing
+
+@testable import App
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of `seconds` before now, as the seeds send times.
+func ago(_ seconds: Double) -> String {
+    String(PostgresTimestamp.format(Date().addingTimeInterval(-seconds)).prefix(19))
+}
+
+/// GETs a pipe and returns its JSON body (`meta`, `data`, `rows`, `statistics`).
+func pipe(_ client: any TestClientProtocol, _ uri: String, headers: HTTPFields = [:]) async throws -> [String: JSONValue] {
+    try await client.execute(uri: uri, method: .get, headers: headers) { response in
+        #expect(response.status == .ok, "\(uri): \(String(buffer: response.body))")
+        guard case .object(let body) = try JSONParser.parse(Array(response.body.readableBytesView)) else { return [:] }
+        return body
+    }
+}
+
+/// The `data` rows of a pipe's JSON body.
+func data(_ body: [String: JSONValue]) -> [[String: JSONValue]] {
+    guard case .array(let rows)? = body["data"] else { return [] }
+    return rows.compactMap { if case .object(let row) = $0 { row } else { nil } }
+}
+
+/// Posts NDJSON to `/v0/events` with the admin token and waits for the commit.
+func ingest(_ client: any TestClientProtocol, _ datasource: String, _ lines: [String], token: String = testAdminToken) async throws {
+    try await client.execute(
+        uri: "/v0/events?name=\(datasource)&wait=true&token=\(token)",
+        method: .post,
+        body: ByteBuffer(text: lines.joined(separator: "\n"))
+    ) { response in
+        #expect(response.status == .ok, "\(String(buffer: response.body))")
+        let body = try response.json()
+        #expect(body["quarantined_rows"] == 0, "\(body)")
+    }
+}
+
+@Suite("Pipes: files with typed parameters, formats, statistics, templates, tenants and k-means")
+struct PipesTests {
+    @Test("every pipe request of seeds 000 and 003 works unchanged, with hand-checked numbers")
+    func seedRequests() async throws {
+        try await withTestApp { client, _ in
+            try await ingest(
+                client,
+                "user_events",
+                [
+                    #"{"event_id": "e1", "user_id": "u1", "event_type": "page_view", "timestamp": "\#(ago(600))", "session_id": "s1", "page": "/products", "duration": 45, "device_type": "mobile", "country": "US"}"#,
+                    #"{"event_id": "e2", "user_id": "u1", "event_type": "click", "timestamp": "\#(ago(590))", "session_id": "s1", "page": "/products", "device_type": "mobile", "country": "US"}"#,
+                    #"{"event_id": "e3", "user_id": "u2", "event_type": "page_view", "timestamp": "\#(ago(120))", "session_id": "s2", "page": "/", "device_type": "desktop", "country": "DE"}"#,
+                    #"{"event_id": "e4", "user_id": "u2", "event_type": "page_view", "timestamp": "\#(ago(60))", "session_id": "s2", "page": "/products", "device_type": "desktop", "country": "DE"}"#,
+                    #"{"event_id": "e5", "user_id": "u3", "event_type": "page_view", "timestamp": "\#(ago(7200))", "session_id": "s3", "page": "/old"}"#,
+                    #"{"event_id": "e6", "user_id": "bot", "event_type": "page_view", "timestamp": "\#(ago(30))", "session_id": "sb", "page": "/", "user_agent": "Googlebot/2.1"}"#,
+                ]
+            )
+            // event_breakdown: the last hour, bots left out: page_view ×3 (u1, u2 ×2), click ×1.
+            let breakdown = try await pipe(client, "/v0/pipes/event_breakdown.json?time_range=1%20hour&token=\(testAdminToken)")
+            #expect(data(breakdown).map { $0["event_type"] } == ["page_view", "click"])
+            #expect(data(breakdown).map { $0["events"] } == [3, 1])
+            #expect(data(breakdown).map { $0["unique_users"] } == [2, 1])
+            #expect(breakdown["rows"] == 2)
+            #expect(
+                breakdown["meta"] == [
+                    ["name": "event_type", "type": "String"], ["name": "events", "type": "Int64"],
+                    ["name": "unique_users", "type": "Int64"], ["name": "unique_sessions", "type": "Int64"],
+                    ["name": "avg_duration", "type": "Float64"],
+                ]
+            )
+            guard case .object(let statistics)? = breakdown["statistics"], case .double(let elapsed)? = statistics["elapsed"],
+                case .int(let rowsRead)? = statistics["rows_read"], case .int(let bytesRead)? = statistics["bytes_read"]
+            else { throw TestFailure("no statistics") }
+            #expect(elapsed > 0 && elapsed < 15)
+            #expect(rowsRead >= 4)
+            #expect(bytesRead >= 0)
+            let forUser = try await pipe(client, "/v0/pipes/event_breakdown.json?time_range=1%20hour&user_id=u2&token=\(testAdminToken)")
+            #expect(data(forUser).map { $0["events"] } == [2])
+            let withBots = try await pipe(client, "/v0/pipes/event_breakdown.json?time_range=1%20hour&include_bots=true&token=\(testAdminToken)")
+            #expect(data(withBots).first?["events"] == 4)
+
+            // realtime_traffic over 5 minutes: / (u2) and /products (u2) once each; ordered by views then page.
+            let traffic = try await pipe(client, "/v0/pipes/realtime_traffic.json?time_window=5%20minute&limit=10&token=\(testAdminToken)")
+            #expect(data(traffic).map { $0["page"] } == ["/", "/products"])
+
+            // session_duration: s1 carries a duration (45 s); s2 does not, so first to last event (60 s).
+            let durations = try await pipe(client, "/v0/pipes/session_duration.json?interval=1%20hour&time_range=1%20day&token=\(testAdminToken)")
+            let sessions = data(durations).reduce(0) { total, row in
+                total + (row["sessions"].flatMap { if case .int(let n) = $0 { n } else { nil } } ?? 0)
+            }
+            #expect(sessions == 3)
+            let maxima = data(durations).compactMap { row -> Double? in if case .double(let d)? = row["max_session_duration"] { d } else { nil } }
+            #expect(maxima.contains { abs($0 - 60) < 0.01 } || maxima.contains { abs($0 - 45) < 0.01 })
+
+            let active = try await pipe(client, "/v0/pipes/active_users.json?time_range=1%20day&time_frame=hour&token=\(testAdminToken)")
+            #expect(!data(active).isEmpty)
+            let retention = try await pipe(client, "/v0/pipes/user_retention.json?lookback_days=30%20day&token=\(testAdminToken)")
+            #expect(data(retention).reduce(0) { $0 + (($1["active_users"]).flatMap { if case .int(let n) = $0 { n } else { nil } } ?? 0) } == 3)
+
+            // Seed 003's requests.
+            try await ingest(
+                client,
+                "user_sessions",
+                [
+                    #"{"session_id": "sess_12345", "user_id": "user_789", "tenant_id": "tenant_42", "event_type": "page_view", "event_data": "{\"page\":\"dashboard\"}", "page_url": "https://app.example.com/dashboard", "referrer": "https://app.example.com/home", "device_type": "desktop", "browser": "Chrome", "ip_address": "192.168.1.1", "created_at": "2023-07-15 14:30:00", "updated_at": "2023-07-15 14:30:00"}"#,
+                    #"{"session_id": "sess_12345", "user_id": "user_789", "tenant_id": "tenant_42", "event_type": "click", "page_url": "https://app.example.com/dashboard", "created_at": "2023-07-15 14:31:30"}"#,
+                    #"{"session_id": "sess_9", "user_id": "user_1", "tenant_id": "tenant_7", "event_type": "page_view", "page_url": "https://app.example.com/", "created_at": "2023-07-20 09:00:00"}"#,
+                ]
+            )
+            let activeSessions = try await pipe(
+                client,
+                "/v0/pipes/get_active_sessions.json?token=\(testAdminToken)&tenant_id=tenant_42&from_date=2023-07-01%2000:00:00&to_date=2023-07-31%2023:59:59&limit=50"
+            )
+            #expect(data(activeSessions).count == 1)
+            #expect(data(activeSessions).first?["session_id"] == "sess_12345")
+            #expect(data(activeSessions).first?["events"] == 2)
+            #expect(data(activeSessions).first?["duration_seconds"] == 90.0)
+            let summary = try await pipe(
+                client,
+                "/v0/pipes/tenant_activity_summary.json?token=\(testAdminToken)&from_date=2023-07-01%2000:00:00&to_date=2023-07-31%2023:59:59"
+            )
+            #expect(data(summary).map { $0["tenant_id"] } == ["tenant_42", "tenant_7"])
+            #expect(data(summary).map { $0["events"] } == [2, 1])
+            #expect(data(summary).map { $0["page_views"] } == [1, 1])
+            let details = try await pipe(client, "/v0/pipes/get_session_details.json?token=\(testAdminToken)&session_id=sess_12345")
+            #expect(data(details).map { $0["event_type"] } == ["page_view", "click"])
+            #expect(data(details).first?["event_data"] == ["page": "dashboard"])
+            #expect(data(details).first?["url"] == "https://app.example.com/dashboard")
+        }
+    }
+
+    @Test("seeds 001 and 002: product pipes in a workspace of their own, behaviour pipes and real k-means")
+    func productAndBehavior() async throws {
+        try await withTestApp { client, pool in
+            try await register(client, "root")
+            let root = try await login(client, "root")
+            let shopToken = try await client.execute(
+                uri: "/v0/workspaces",
+                method: .post,
+                headers: bearer(root),
+                body: ByteBuffer(text: #"{"name": "product_analytics", "templates": ["product"]}"#)
+            ) { response in
+                guard case .string(let token)? = try response.json()["admin_token"] else { throw TestFailure("no admin_token") }
+                return token
+            }
+            try await ingest(
+                client,
+                "events",
+                [
+                    #"{"event_id":"123e4567-e89b-12d3-a456-426614174000","user_id":"user123","session_id":"session456","event_type":"feature_click","event_name":"button_click","page":"homepage","feature":"search_bar","properties":"{\"query\":\"example\"}","timestamp":"2024-10-27 10:00:00"}"#,
+                    #"{"event_id":"e2","user_id":"user123","session_id":"session456","event_type":"pageview","page":"homepage","timestamp":"2024-10-27 10:05:00"}"#,
+                    #"{"event_id":"e3","user_id":"user9","session_id":"session9","event_type":"pageview","page":"pricing","timestamp":"2024-10-26 08:00:00"}"#,
+                    #"{"event_id":"e4","user_id":"user9","session_id":"session9","event_type":"feature_click","feature":"search_bar","timestamp":"2024-10-26 08:01:00"}"#,
+                ],
+                token: shopToken
+            )
+            // The seed's requests, with their spaces percent-encoded as any HTTP client sends them.
+            let usage = try await pipe(
+                client,
+                "/v0/pipes/feature_usage.json?token=\(shopToken)&feature=search_bar&start_date=2024-10-26%2000:00:00&end_date=2024-10-27%2023:59:59"
+            )
+            #expect(data(usage).first?["uses"] == 2)
+            #expect(data(usage).first?["unique_users"] == 2)
+            let details = try await pipe(
+                client,
+                "/v0/pipes/user_session_details.json?token=\(shopToken)&user_id=user123&session_id=session456&start_date=2024-10-26%2000:00:00&end_date=2024-10-27%2023:59:59"
+            )
+            #expect(data(details).first?["events"] == 2)
+            #expect(data(details).first?["event_types"] == ["feature_click", "pageview"])
+            #expect(data(details).first?["duration_seconds"] == 300.0)
+            let activeUsers = try await pipe(
+                client,
+                "/v0/pipes/active_users.json?token=\(shopToken)&start_date=2024-10-26%2000:00:00&end_date=2024-10-27%2023:59:59&event_type=pageview"
+            )
+            #expect(data(activeUsers).map { $0["active_users"] } == [1, 1])
+            // The default workspace's active_users is engagement's, with other parameters; the shop has no engagement pipes.
+            try await client.execute(uri: "/v0/pipes/event_breakdown.json?token=\(shopToken)", method: .get) { #expect($0.status == .notFound) }
+
+            // Seed 002 in the default workspace.
+            try await ingest(
+                client,
+                "user_events",
+                [
+                    #"{"user_id": "u123456", "event_type": "page_view", "timestamp": "\#(ago(3600))", "session_id": "sess_abc123", "page": "/products", "referrer": "https://google.com", "device_type": "mobile", "country": "US", "duration": 45.5, "clicks": 3}"#,
+                    #"{"user_id": "u123456", "event_type": "page_view", "timestamp": "\#(ago(3500))", "session_id": "sess_abc123", "page": "/cart", "device_type": "mobile", "country": "US", "duration": 10, "clicks": 1}"#,
+                ]
+            )
+            let aggregated = try await pipe(client, "/v0/pipes/aggregate_user_features.json?token=\(testAdminToken)")
+            #expect(data(aggregated).first?["user_id"] == "u123456")
+            #expect(data(aggregated).first?["avg_session_duration"] == 55.5)
+            #expect(data(aggregated).first?["avg_clicks_per_session"] == 4.0)
+            let timeline = try await pipe(
+                client,
+                "/v0/pipes/user_session_timeline.json?token=\(testAdminToken)&user_id=u123456&from_date=2023-01-01%2000:00:00&to_date=2099-12-31%2023:59:59&limit=10"
+            )
+            #expect(data(timeline).first?["pages"] == ["/products", "/cart"])
+
+            // Two obvious groups of users: short, few sessions, few clicks; long, many sessions, many clicks.
+            var features: [String] = []
+            for index in 0..<6 {
+                features.append(
+                    #"{"user_id": "light\#(index)", "avg_session_duration": \#(10 + index), "total_sessions": \#(1 + index % 2), "avg_clicks_per_session": 1.5, "most_visited_page": "/", "most_used_device": "mobile", "country": "US"}"#
+                )
+                features.append(
+                    #"{"user_id": "heavy\#(index)", "avg_session_duration": \#(900 + index * 10), "total_sessions": \#(40 + index), "avg_clicks_per_session": 25, "most_visited_page": "/products", "most_used_device": "desktop", "country": "US"}"#
+                )
+            }
+            features.append(
+                #"{"user_id": "elsewhere", "avg_session_duration": 5, "total_sessions": 1, "avg_clicks_per_session": 1, "country": "DE", "cluster_id": 9}"#
+            )
+            try await ingest(client, "user_features", features)
+            let assigned = try await pipe(client, "/v0/pipes/assign_clusters.json?token=\(testAdminToken)&country=US&k=2")
+            let clusters = Dictionary(
+                uniqueKeysWithValues: data(assigned).compactMap { row -> (String, Int)? in
+                    guard case .string(let user)? = row["user_id"], case .int(let cluster)? = row["cluster_id"] else { return nil }
+                    return (user, cluster)
+                }
+            )
+            #expect(clusters.count == 12)
+            let light = Set((0..<6).compactMap { clusters["light\($0)"] })
+            let heavy = Set((0..<6).compactMap { clusters["heavy\($0)"] })
+            #expect(light.count == 1 && heavy.count == 1 && light != heavy)
+            // Stored, and the user outside the country keeps its cluster.
+            let stored = try await pool.query("SELECT user_id, cluster_id FROM user_features ORDER BY user_id").decode((String, Int?).self)
+            #expect(stored.first { $0.0 == "elsewhere" }?.1 == 9)
+            #expect(stored.filter { $0.0.hasPrefix("light") }.allSatisfy { $0.1 == light.first })
+            // Deterministic: the same input gives the same clusters.
+            let again = try await pipe(client, "/v0/pipes/assign_clusters.json?token=\(testAdminToken)&country=US&k=2")
+            #expect(data(again) == data(assigned))
+            let stats = try await pipe(client, "/v0/pipes/get_cluster_stats.json?token=\(testAdminToken)&min_users=2")
+            #expect(data(stats).map { $0["users"] } == [6, 6])
+            let patterns = try await pipe(
+                client,
+                "/v0/pipes/get_user_patterns.json?token=\(testAdminToken)&cluster_id=\(heavy.first ?? 0)&country=US&min_sessions=5&limit=50"
+            )
+            #expect(data(patterns).count == 6)
+            #expect(data(patterns).allSatisfy { ($0["user_id"]).map { "\($0)".contains("heavy") } ?? false })
+        }
+    }
+
+    @Test("parameters are typed: a wrong type, an unknown enum word or a missing required one is a 400 naming it")
+    func parameterValidation() async throws {
+        try await withTestApp { client, _ in
+            for (uri, parameter) in [
+                ("/v0/pipes/realtime_traffic.json?limit=ten", "limit"),
+                ("/v0/pipes/realtime_traffic.json?limit=0", "limit"),
+                ("/v0/pipes/realtime_traffic.json?limit=10001", "limit"),
+                ("/v0/pipes/active_users.json?time_frame=fortnight", "time_frame"),
+                ("/v0/pipes/event_breakdown.json?time_range=soon", "time_range"),
+                ("/v0/pipes/get_session_details.json", "session_id"),
+                ("/v0/pipes/get_active_sessions.json?from_date=yesterday", "from_date"),
+                ("/v0/pipes/event_breakdown.json?include_bots=maybe", "include_bots"),
+            ] {
+                try await client.execute(uri: uri, method: .get, headers: adminAuth) { response in
+                    #expect(response.status == .badRequest, "\(uri)")
+                    let body = try response.json()
+                    guard case .string(let message)? = body["error"] else {
+                        Issue.record("no error for \(uri)")
+                        return
+                    }
+                    #expect(message.contains(parameter), "\(uri): \(message)")
+                }
+            }
+            // Unknown parameters are ignored (the seeds send token= as one); unknown pipes and formats are 404.
+            _ = try await pipe(client, "/v0/pipes/event_breakdown.json?whatever=1", headers: adminAuth)
+            try await client.execute(uri: "/v0/pipes/nothing.json", method: .get, headers: adminAuth) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/v0/pipes/event_breakdown.xml", method: .get, headers: adminAuth) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/v0/pipes/event_breakdown.json", method: .get) { #expect($0.status == .unauthorized) }
+            // A value that looks like SQL is a value.
+            let injected = try await pipe(client, "/v0/pipes/event_breakdown.json?user_id=x'%20OR%20'1'='1", headers: adminAuth)
+            #expect(injected["rows"] == 0)
+        }
+    }
+
+    @Test("CSV, CSV with names and NDJSON carry the same rows as JSON")
+    func formats() async throws {
+        try await withTestApp { client, _ in
+            try await ingest(
+                client,
+                "user_events",
+                [
+                    #"{"user_id": "u1", "event_type": "page_view", "timestamp": "\#(ago(60))", "session_id": "s1", "page": "/a, \"quoted\""}"#,
+                    #"{"user_id": "u2", "event_type": "page_view", "timestamp": "\#(ago(30))", "session_id": "s2", "page": "/b"}"#,
+                ]
+            )
+            let json = try await pipe(client, "/v0/pipes/realtime_traffic.json", headers: adminAuth)
+            let rows = data(json)
+            #expect(rows.count == 2)
+            let csv = try await client.execute(uri: "/v0/pipes/realtime_traffic.csv", method: .get, headers: adminAuth) { response in
+                #expect(response.headers[.contentType]?.hasPrefix("text/csv") == true)
+                return String(buffer: response.body)
+            }
+            let withNames = try await client.execute(uri: "/v0/pipes/realtime_traffic.csvwithnames", method: .get, headers: adminAuth) {
+                String(buffer: $0.body)
+            }
+            #expect(withNames == "page,views,unique_visitors,last_view\r\n" + csv)
+            #expect(csv.hasPrefix("\"/a, \"\"quoted\"\"\",1,1,"))
+            let ndjson = try await client.execute(uri: "/v0/pipes/realtime_traffic.ndjson", method: .get, headers: adminAuth) {
+                String(buffer: $0.body)
+            }
+            let lines = try ndjson.split(separator: "\n").map { line -> [String: JSONValue] in
+                guard case .object(let object) = try JSONParser.parse(Array(line.utf8)) else { return [:] }
+                return object
+            }
+            #expect(lines == rows)
+        }
+    }
+
+    @Test("pipe scopes and tenants: read:<pipe> reads that pipe only; a tenant's token sees its tenant whatever it asks")
+    func scopesAndTenants() async throws {
+        try await withTestApp { client, _ in
+            try await ingest(
+                client,
+                "user_sessions",
+                [
+                    #"{"session_id": "a1", "user_id": "ua", "tenant_id": "tenant_a", "event_type": "page_view", "created_at": "2023-07-15 14:30:00"}"#,
+                    #"{"session_id": "b1", "user_id": "ub", "tenant_id": "tenant_b", "event_type": "page_view", "created_at": "2023-07-15 15:30:00"}"#,
+                ]
+            )
+            func token(_ body: String) async throws -> String {
+                try await client.execute(uri: "/v0/tokens", method: .post, headers: adminAuth, body: ByteBuffer(text: body)) { response in
+                    guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token") }
+                    return token
+                }
+            }
+            let narrow = try await token(#"{"name": "one pipe", "scopes": ["read:get_active_sessions"]}"#)
+            let tenantA = try await token(#"{"name": "tenant a", "scopes": ["read"], "tenant_id": "tenant_a"}"#)
+            let all = data(try await pipe(client, "/v0/pipes/get_active_sessions.json?token=\(narrow)"))
+            #expect(Set(all.map { $0["session_id"] }) == ["a1", "b1"])
+            try await client.execute(uri: "/v0/pipes/tenant_activity_summary.json?token=\(narrow)", method: .get) { #expect($0.status == .forbidden) }
+            try await client.execute(uri: "/v0/pipes?token=\(narrow)", method: .get) { response in
+                let body = try response.json()
+                guard case .array(let pipes)? = body["pipes"] else { throw TestFailure("no pipes") }
+                #expect(pipes.count == 1)
+            }
+
+            let own = data(try await pipe(client, "/v0/pipes/get_active_sessions.json?token=\(tenantA)"))
+            #expect(own.map { $0["session_id"] } == ["a1"])
+            let other = data(try await pipe(client, "/v0/pipes/get_active_sessions.json?token=\(tenantA)&tenant_id=tenant_b"))
+            #expect(other.isEmpty)
+            let summary = data(try await pipe(client, "/v0/pipes/tenant_activity_summary.json?token=\(tenantA)"))
+            #expect(summary.map { $0["tenant_id"] } == ["tenant_a"])
+            try await client.execute(uri: "/v0/pipes/get_session_details.json?token=\(tenantA)&session_id=b1", method: .get) { response in
+                #expect(response.status == .ok)
+                let body = try response.json()
+                #expect(body["rows"] == 0)
+            }
+        }
+    }
+
+    @Test("GET /v0/pipes lists the workspace's pipes with parameters; openapi.json describes them")
+    func listingAndOpenAPI() async throws {
+        try await withTestApp { client, _ in
+            let list = try await client.execute(uri: "/v0/pipes", method: .get, headers: adminAuth) { try $0.json() }
+            guard case .array(let pipes)? = list["pipes"] else { throw TestFailure("no pipes") }
+            let names = pipes.compactMap { pipe -> String? in if case .object(let o) = pipe, case .string(let n)? = o["name"] { n } else { nil } }
+            #expect(names.count == 13)
+            #expect(names.contains("event_breakdown") && names.contains("assign_clusters") && names.contains("get_session_details"))
+            #expect(!names.contains("feature_usage"))
+            let document = try await client.execute(uri: "/v0/pipes/openapi.json", method: .get, headers: adminAuth) { try $0.json() }
+            #expect(document["openapi"] == "3.1.0")
+            guard case .object(let paths)? = document["paths"], case .object(let get)? = paths["/v0/pipes/realtime_traffic.json"],
+                case .object(let operation)? = get["get"], case .array(let parameters)? = operation["parameters"]
+            else { throw TestFailure("no realtime_traffic path") }
+            #expect(
+                parameters.contains([
+                    "name": "limit", "in": "query", "required": false, "description": "Number of pages to return",
+                    "schema": ["type": "integer", "minimum": 1, "maximum": 10000, "default": 10],
+                ])
+            )
+        }
+    }
+
+    @Test("pipe files are checked when loaded: the error names the file and line")
+    func loaderErrors() throws {
+        let good = try PipeLoader.parse(
+            """
+            -- Counts.
+            -- @param since Interval = '1 day'  How far back
+            -- @param tag   String?
+            SELECT count(*)::int AS n, ':not_a_param' AS text -- :neither
+            FROM events WHERE time > now() - :since AND (:tag IS NULL OR event_type = :tag) /* :nor */
+            """,
+            name: "counts",
+            template: "t",
+            path: "t/counts.sql"
+        )
+        #expect(good.placeholders == ["since", "tag", "tag"])
+        #expect(good.parameters.map(\.name) == ["since", "tag"])
+        #expect(good.description == "Counts.")
+        let rendered = good.query(["since": .text("1 day"), "tag": .null, "workspace_id": .text("1")]).render()
+        #expect(rendered.sql.contains("now() - $1::interval AND ($2::text IS NULL OR event_type = $3::text)"))
+        #expect(rendered.sql.contains("':not_a_param'") && rendered.sql.contains("count(*)::int"))
+
+        for (text, line, fragment) in [
+            ("-- @param a Integer\nSELECT :a", 1, "unknown type"),
+            ("-- @param a Int = x\nSELECT :a", 1, "whole number"),
+            ("-- @param a Int\nSELECT 1\nWHERE :b", 3, ":b"),
+            ("-- @param a Int\nSELECT 1", 1, "never uses"),
+            ("-- @param workspace_id Int\nSELECT :workspace_id", 1, "set by the server"),
+            ("-- @parm a Int\nSELECT :a", 1, "unknown directive"),
+            ("-- just a header", 1, "no SQL"),
+            ("SELECT 'open", 1, "not closed"),
+        ] {
+            #expect {
+                try PipeLoader.parse(text, name: "broken", template: "t", path: "t/broken.sql")
+            } throws: { error in
+                guard let invalid = error as? PipeLoader.Invalid else { return false }
+                return invalid.path == "t/broken.sql" && invalid.line == line && invalid.message.contains(fragment)
+            }
+        }
+    }
+}

@@ -1,0 +1,22 @@
+-- Active users per time frame (minute, hour, day, week or month) over a window ending now.
+-- @param time_range   Interval = '1 day'                       Analysis window, ending now
+-- @param time_frame   Enum(minute|hour|day|week|month) = hour  Length of each period
+-- @param event_type   String?                                  Only events of this type
+-- @param country      String?                                  Only users in this country
+-- @param include_bots Bool = false                             Count bots and crawlers too
+-- @column period        start of the period (UTC; weeks start on Monday)
+-- @column active_users  distinct visitors (user_id, else session_id) with an event in it
+-- @column sessions      distinct sessions
+-- @column events        events
+SELECT time_bucket(('1 ' || :time_frame)::interval, time) AS period,
+       count(DISTINCT coalesce(user_id, session_id)) AS active_users,
+       count(DISTINCT session_id) AS sessions,
+       count(*) AS events
+FROM events
+WHERE workspace_id = :workspace_id
+  AND time >= now() - :time_range AND time <= now()
+  AND (:event_type IS NULL OR event_type = :event_type)
+  AND (:country IS NULL OR country = :country)
+  AND (:include_bots OR NOT is_bot)
+GROUP BY 1
+ORDER BY 1
