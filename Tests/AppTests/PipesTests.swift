@@ -197,12 +197,14 @@ struct PipesTests {
             )
             #expect(data(timeline).first?["pages"] == ["/products", "/cart"])
 
-            // Two obvious groups of users: short, few sessions, few clicks; long, many sessions, many clicks.
+            // Two obvious groups of users: short, few sessions, few clicks (6); long, many sessions, many clicks (7).
             var features: [String] = []
-            for index in 0..<6 {
-                features.append(
-                    #"{"user_id": "light\#(index)", "avg_session_duration": \#(10 + index), "total_sessions": \#(1 + index % 2), "avg_clicks_per_session": 1.5, "most_visited_page": "/", "most_used_device": "mobile", "country": "US"}"#
-                )
+            for index in 0..<7 {
+                if index < 6 {
+                    features.append(
+                        #"{"user_id": "light\#(index)", "avg_session_duration": \#(10 + index), "total_sessions": \#(1 + index % 2), "avg_clicks_per_session": 1.5, "most_visited_page": "/", "most_used_device": "mobile", "country": "US"}"#
+                    )
+                }
                 features.append(
                     #"{"user_id": "heavy\#(index)", "avg_session_duration": \#(900 + index * 10), "total_sessions": \#(40 + index), "avg_clicks_per_session": 25, "most_visited_page": "/products", "most_used_device": "desktop", "country": "US"}"#
                 )
@@ -218,25 +220,144 @@ struct PipesTests {
                     return (user, cluster)
                 }
             )
-            #expect(clusters.count == 12)
-            let light = Set((0..<6).compactMap { clusters["light\($0)"] })
-            let heavy = Set((0..<6).compactMap { clusters["heavy\($0)"] })
-            #expect(light.count == 1 && heavy.count == 1 && light != heavy)
+            #expect(clusters.count == 13)
+            // Numbered by size: the seven heavy users are cluster 1, the six light ones cluster 2.
+            #expect((0..<7).allSatisfy { clusters["heavy\($0)"] == 1 })
+            #expect((0..<6).allSatisfy { clusters["light\($0)"] == 2 })
             // Stored, and the user outside the country keeps its cluster.
             let stored = try await pool.query("SELECT user_id, cluster_id FROM user_features ORDER BY user_id").decode((String, Int?).self)
             #expect(stored.first { $0.0 == "elsewhere" }?.1 == 9)
-            #expect(stored.filter { $0.0.hasPrefix("light") }.allSatisfy { $0.1 == light.first })
+            #expect(stored.filter { $0.0.hasPrefix("light") }.allSatisfy { $0.1 == 2 })
             // Deterministic: the same input gives the same clusters.
             let again = try await pipe(client, "/v0/pipes/assign_clusters.json?token=\(testAdminToken)&country=US&k=2")
             #expect(data(again) == data(assigned))
             let stats = try await pipe(client, "/v0/pipes/get_cluster_stats.json?token=\(testAdminToken)&min_users=2")
-            #expect(data(stats).map { $0["users"] } == [6, 6])
+            #expect(data(stats).map { $0["cluster_id"] } == [1, 2])
+            #expect(data(stats).map { $0["users"] } == [7, 6])
+            #expect(data(stats).map { $0["avg_total_sessions"] } == [43.0, 1.5])
+            #expect(data(stats).map { $0["top_device"] } == ["desktop", "mobile"])
+            // Seed 002's requests exactly.
             let patterns = try await pipe(
                 client,
-                "/v0/pipes/get_user_patterns.json?token=\(testAdminToken)&cluster_id=\(heavy.first ?? 0)&country=US&min_sessions=5&limit=50"
+                "/v0/pipes/get_user_patterns.json?token=\(testAdminToken)&cluster_id=1&country=US&min_sessions=5&limit=50"
             )
-            #expect(data(patterns).count == 6)
-            #expect(data(patterns).allSatisfy { ($0["user_id"]).map { "\($0)".contains("heavy") } ?? false })
+            #expect(data(patterns).count == 7)
+            #expect(data(patterns).first?["user_id"] == "heavy6")
+            let seedStats = try await pipe(client, "/v0/pipes/get_cluster_stats.json?token=\(testAdminToken)&cluster_id=1&min_users=10")
+            #expect(seedStats["rows"] == 0)
+            let seedAssign = try await pipe(client, "/v0/pipes/assign_clusters.json?token=\(testAdminToken)&country=US")
+            #expect(seedAssign["rows"] == 13)
+            let four = Set(data(seedAssign).compactMap { $0["cluster_id"] })
+            #expect(four.count == 4)
+        }
+    }
+
+    @Test("engagement numbers by hand: returning users per day and active users per day")
+    func engagementByHand() async throws {
+        try await withTestApp { client, _ in
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC")!
+            let today = calendar.startOfDay(for: Date())
+            func at(daysAgo: Int, hour: Int) -> String {
+                String(PostgresTimestamp.format(today.addingTimeInterval(Double(-daysAgo * 86_400 + hour * 3600))).prefix(19))
+            }
+            // v1 on both days (returns), v3 only two days ago, v2 only yesterday (new); a bot yesterday.
+            try await ingest(
+                client,
+                "user_events",
+                [
+                    #"{"user_id": "v1", "session_id": "a", "event_type": "page_view", "page": "/", "timestamp": "\#(at(daysAgo: 2, hour: 10))"}"#,
+                    #"{"user_id": "v3", "session_id": "b", "event_type": "page_view", "page": "/", "timestamp": "\#(at(daysAgo: 2, hour: 11))"}"#,
+                    #"{"user_id": "v1", "session_id": "c", "event_type": "page_view", "page": "/", "timestamp": "\#(at(daysAgo: 1, hour: 10))"}"#,
+                    #"{"user_id": "v1", "session_id": "c", "event_type": "click", "page": "/", "timestamp": "\#(at(daysAgo: 1, hour: 11))"}"#,
+                    #"{"user_id": "v2", "session_id": "d", "event_type": "page_view", "page": "/", "timestamp": "\#(at(daysAgo: 1, hour: 12))"}"#,
+                    #"{"user_id": "crawler", "session_id": "e", "event_type": "page_view", "page": "/", "user_agent": "Googlebot/2.1", "timestamp": "\#(at(daysAgo: 1, hour: 13))"}"#,
+                ]
+            )
+            let retention = data(try await pipe(client, "/v0/pipes/user_retention.json?lookback_days=30%20day", headers: adminAuth))
+            #expect(
+                retention.map { $0["day"] } == [
+                    .string(at(daysAgo: 2, hour: 0).replacingOccurrences(of: " ", with: "T") + "Z"),
+                    .string(at(daysAgo: 1, hour: 0).replacingOccurrences(of: " ", with: "T") + "Z"),
+                ]
+            )
+            #expect(retention.map { $0["active_users"] } == [2, 2])
+            #expect(retention.map { $0["new_users"] } == [2, 1])
+            #expect(retention.map { $0["returning_users"] } == [0, 1])
+            #expect(retention.map { $0["returning_rate"] } == [0.0, 50.0])
+            #expect(retention.map { $0["returned_later"] } == [1, 0])
+            let daily = data(try await pipe(client, "/v0/pipes/active_users.json?time_range=7%20day&time_frame=day", headers: adminAuth))
+            #expect(daily.map { $0["active_users"] } == [2, 2])
+            #expect(daily.map { $0["events"] } == [2, 3])
+            let clicks = data(
+                try await pipe(client, "/v0/pipes/active_users.json?time_range=7%20day&time_frame=day&event_type=click", headers: adminAuth)
+            )
+            #expect(clicks.map { $0["active_users"] } == [1])
+            let withBots = data(
+                try await pipe(client, "/v0/pipes/active_users.json?time_range=7%20day&time_frame=day&include_bots=true", headers: adminAuth)
+            )
+            #expect(withBots.map { $0["active_users"] } == [2, 3])
+        }
+    }
+
+    @Test("a tenant's token sees only its tenant in every pipe, whatever it asks")
+    func tenantInEveryPipe() async throws {
+        try await withTestApp { client, pool in
+            try await ingest(
+                client,
+                "user_events",
+                [
+                    #"{"user_id": "ua1", "tenant_id": "tenant_a", "session_id": "sa1", "event_type": "page_view", "page": "/a-page", "timestamp": "\#(ago(60))", "duration": 5}"#,
+                    #"{"user_id": "ub1", "tenant_id": "tenant_b", "session_id": "sb1", "event_type": "page_view", "page": "/b-page", "timestamp": "\#(ago(50))", "duration": 7}"#,
+                ]
+            )
+            try await ingest(
+                client,
+                "user_features",
+                [
+                    #"{"user_id": "ua1", "tenant_id": "tenant_a", "avg_session_duration": 5, "total_sessions": 9, "avg_clicks_per_session": 1, "country": "US", "cluster_id": 1}"#,
+                    #"{"user_id": "ub1", "tenant_id": "tenant_b", "avg_session_duration": 7, "total_sessions": 9, "avg_clicks_per_session": 2, "country": "US", "cluster_id": 1}"#,
+                ]
+            )
+            let tenantA = try await client.execute(
+                uri: "/v0/tokens",
+                method: .post,
+                headers: adminAuth,
+                body: ByteBuffer(text: #"{"name": "a", "scopes": ["read"], "tenant_id": "tenant_a"}"#)
+            ) { response in
+                guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token") }
+                return token
+            }
+            let list = try await client.execute(uri: "/v0/pipes", method: .get, headers: adminAuth) { try $0.json() }
+            guard case .array(let pipes)? = list["pipes"] else { throw TestFailure("no pipes") }
+            let names = pipes.compactMap { pipe -> String? in if case .object(let o) = pipe, case .string(let n)? = o["name"] { n } else { nil } }
+            #expect(names.count == 13)
+            let markers = ["ub1", "sb1", "/b-page", "tenant_b"]
+            var adminSawB = false
+            for name in names {
+                let query = "session_id=sb1&user_id=ub1&tenant_id=tenant_b&from_date=2000-01-01%2000:00:00&time_range=1%20day&since=1%20day"
+                // The admin's assign_clusters would recluster tenant b's user too; the check below is about the tenant's.
+                for (auth, isTenant) in [(bearer(tenantA), true), (adminAuth, false)] where isTenant || name != "assign_clusters" {
+                    let text = try await client.execute(uri: "/v0/pipes/\(name).json?\(query)", method: .get, headers: auth) { response in
+                        #expect(response.status == .ok, "\(name): \(String(buffer: response.body))")
+                        return String(buffer: response.body)
+                    }
+                    if isTenant {
+                        for marker in markers { #expect(!text.contains(marker), "\(name) shows \(marker) to tenant_a") }
+                    } else if markers.contains(where: text.contains) {
+                        adminSawB = true
+                    }
+                }
+                // Without the parameters that name tenant b's rows: the tenant's own rows only.
+                let own = try await client.execute(uri: "/v0/pipes/\(name).json?session_id=sa1&user_id=ua1", method: .get, headers: bearer(tenantA)) {
+                    String(buffer: $0.body)
+                }
+                for marker in markers { #expect(!own.contains(marker), "\(name) shows \(marker) to tenant_a") }
+            }
+            #expect(adminSawB)
+            // assign_clusters run by the tenant changed only its own users.
+            let clusterB = try await pool.query("SELECT cluster_id FROM user_features WHERE user_id = 'ub1'")[0].decode(Int?.self, at: 0)
+            #expect(clusterB == 1)
         }
     }
 
@@ -361,6 +482,7 @@ struct PipesTests {
             #expect(!names.contains("feature_usage"))
             let document = try await client.execute(uri: "/v0/pipes/openapi.json", method: .get, headers: adminAuth) { try $0.json() }
             #expect(document["openapi"] == "3.1.0")
+            #expect(try validateOpenAPI(JSONValue.object(document).jsonText) == "")
             guard case .object(let paths)? = document["paths"], case .object(let get)? = paths["/v0/pipes/realtime_traffic.json"],
                 case .object(let operation)? = get["get"], case .array(let parameters)? = operation["parameters"]
             else { throw TestFailure("no realtime_traffic path") }
@@ -412,4 +534,21 @@ struct PipesTests {
             }
         }
     }
+}
+
+/// Runs openapi-spec-validator (PyPI; `scripts/test` installs it) on a document: "" when valid, else its report.
+func validateOpenAPI(_ json: String) throws -> String {
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-\(UUID().uuidString).json")
+    try json.write(to: file, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(at: file) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-m", "openapi_spec_validator", file.path]
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return process.terminationStatus == 0 ? "" : report
 }

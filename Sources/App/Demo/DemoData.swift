@@ -45,6 +45,8 @@ public struct DemoDataGenerator: Sendable {
         (nil, 40), ("https://www.google.com/", 30), ("https://t.co/abc", 8), ("https://news.ycombinator.com/", 5),
         ("https://mail.google.com/mail/u/0/", 5), ("https://blog.example.org/review", 12),
     ]
+    /// Product features named by click events (seed 001's feature_usage).
+    static let features = [("search_bar", 30), ("dashboard_filter", 25), ("export_csv", 15), ("share_link", 12), ("dark_mode", 8)]
     static let countries = [("US", 35), ("DE", 12), ("GB", 10), ("FR", 8), ("IN", 10), ("BR", 7), ("JP", 6), ("CA", 7), ("NL", 5)]
 
     /// Calls `emit` with batches of about `batchSize` records until `events` were generated.
@@ -70,6 +72,8 @@ public struct DemoDataGenerator: Sendable {
             let progress = Double(produced) / Double(events)
             let start = now.addingTimeInterval(-span + max(0, span * progress + 1800 * (random.nextDouble() - 0.5)))
             let sessionID = "sess_\(seed)_\(sessionNumber)"
+            // Each visitor belongs to one of 25 tenants (seed 003's multi-tenant sessions).
+            let tenantID = "tenant_\(visitorIndex % 25)"
             let userID = anonymous ? nil : "user_\(visitorIndex)"
             var time = start
             var page =
@@ -79,14 +83,15 @@ public struct DemoDataGenerator: Sendable {
             for step in 0..<length where produced < events {
                 let duration = (5 + 120 * -log(max(1e-9, random.nextDouble()))).rounded()
                 let traffic = step == 0 ? ReferrerClassifier.classify(referrer) : TrafficSource(source: "internal", domain: nil)
+                let isClick = step > 0 && random.nextDouble() < 0.15
                 batch.append(
                     EventRecord(
                         workspaceID: workspaceID,
-                        tenantID: nil,
+                        tenantID: tenantID,
                         time: min(time, now),
                         receivedAt: min(time, now),
                         eventID: nil,
-                        eventType: step > 0 && random.nextDouble() < 0.15 ? "click" : "page_view",
+                        eventType: isClick ? "click" : "page_view",
                         eventName: nil,
                         userID: userID,
                         sessionID: sessionID,
@@ -104,7 +109,7 @@ public struct DemoDataGenerator: Sendable {
                         ip: nil,
                         duration: duration,
                         clicks: random.next(below: 5),
-                        feature: nil,
+                        feature: isClick ? Self.pick(Self.features, &random) : nil,
                         properties: nil,
                         datasource: "demo"
                     )
