@@ -17,7 +17,9 @@ import Testing
 /// - s5b (u5): /pricing T+10m, /signup T+11m                         — the rest of u5's journey, another session
 /// - bot (Googlebot): / T, /pricing T+1m, /signup T+2m               — excluded unless include_bots=true
 enum Fixture {
-    static let base = Date().addingTimeInterval(-7200)
+    /// Two hours ago at half a second past a whole second: times then print with their milliseconds both ways (a
+    /// time on a whole second prints without them, which once made a comparison fail 1 time in 1,000).
+    static let base = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 - 7200).rounded(.down) + 0.5)
 
     static func at(_ minutes: Double) -> String { PostgresTimestamp.iso8601(base.addingTimeInterval(minutes * 60)) }
 

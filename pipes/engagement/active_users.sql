@@ -8,15 +8,23 @@
 -- @column active_users  distinct visitors (user_id, else session_id) with an event in it
 -- @column sessions      distinct sessions
 -- @column events        events
-SELECT time_bucket(('1 ' || :time_frame)::interval, time) AS period,
-       count(DISTINCT coalesce(user_id, session_id)) AS active_users,
+--
+-- Distinct (period, visitor, session) groups first: a hash aggregate, where count(DISTINCT …) would sort every event.
+WITH groups AS (
+    SELECT time_bucket(('1 ' || :time_frame)::interval, time) AS period,
+           coalesce(user_id, session_id) AS visitor, session_id, count(*) AS events
+    FROM events
+    WHERE workspace_id = :workspace_id
+      AND time >= now() - :time_range AND time <= now()
+      AND (:event_type IS NULL OR event_type = :event_type)
+      AND (:country IS NULL OR country = :country)
+      AND (:include_bots OR NOT is_bot)
+    GROUP BY 1, 2, 3
+)
+SELECT period,
+       count(DISTINCT visitor) AS active_users,
        count(DISTINCT session_id) AS sessions,
-       count(*) AS events
-FROM events
-WHERE workspace_id = :workspace_id
-  AND time >= now() - :time_range AND time <= now()
-  AND (:event_type IS NULL OR event_type = :event_type)
-  AND (:country IS NULL OR country = :country)
-  AND (:include_bots OR NOT is_bot)
-GROUP BY 1
-ORDER BY 1
+       sum(events)::bigint AS events
+FROM groups
+GROUP BY period
+ORDER BY period

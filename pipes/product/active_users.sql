@@ -6,14 +6,19 @@
 -- @column day           the day (UTC)
 -- @column active_users  distinct visitors (user_id, else session_id) with such an event that day
 -- @column events        such events that day
-SELECT time_bucket('1 day', time) AS day,
-       count(DISTINCT coalesce(user_id, session_id)) AS active_users,
-       count(*) AS events
-FROM events
-WHERE workspace_id = :workspace_id
-  AND event_type = :event_type
-  AND (:start_date IS NULL OR time >= :start_date)
-  AND (:end_date IS NULL OR time <= :end_date)
-  AND (:include_bots OR NOT is_bot)
-GROUP BY 1
-ORDER BY 1
+--
+-- Distinct (day, visitor) pairs first: a hash aggregate, where count(DISTINCT …) per day would sort every event.
+WITH pairs AS (
+    SELECT time_bucket('1 day', time) AS day, coalesce(user_id, session_id) AS visitor, count(*) AS events
+    FROM events
+    WHERE workspace_id = :workspace_id
+      AND event_type = :event_type
+      AND (:start_date IS NULL OR time >= :start_date)
+      AND (:end_date IS NULL OR time <= :end_date)
+      AND (:include_bots OR NOT is_bot)
+    GROUP BY 1, 2
+)
+SELECT day, count(visitor) AS active_users, sum(events)::bigint AS events
+FROM pairs
+GROUP BY day
+ORDER BY day

@@ -16,25 +16,40 @@
 -- @column unique_pages      distinct pages
 -- @column device_type       device of its latest event
 -- @column browser           browser of its latest event
-SELECT session_id,
-       (array_agg(user_id ORDER BY time DESC) FILTER (WHERE user_id IS NOT NULL))[1] AS user_id,
-       (array_agg(tenant_id ORDER BY time DESC) FILTER (WHERE tenant_id IS NOT NULL))[1] AS tenant_id,
-       min(time) AS started_at,
-       max(time) AS last_activity,
-       round(coalesce(sum(duration), extract(epoch FROM max(time) - min(time)))::numeric, 2)::float8 AS duration_seconds,
+--
+-- Two steps: the most recently active sessions first (one light aggregate), then the details of those few
+-- sessions only, read through the session index.
+WITH recent AS (
+    SELECT session_id, max(time) AS last_activity
+    FROM events
+    WHERE workspace_id = :workspace_id
+      AND session_id IS NOT NULL
+      AND (:tenant_id IS NULL OR tenant_id = :tenant_id)
+      AND (:user_id IS NULL OR user_id = :user_id)
+      AND (:from_date IS NULL OR time >= :from_date)
+      AND (:to_date IS NULL OR time <= :to_date)
+      AND (:include_bots OR NOT is_bot)
+    GROUP BY session_id
+    ORDER BY last_activity DESC, session_id
+    LIMIT :limit
+)
+SELECT r.session_id,
+       (array_agg(e.user_id ORDER BY e.time DESC) FILTER (WHERE e.user_id IS NOT NULL))[1] AS user_id,
+       (array_agg(e.tenant_id ORDER BY e.time DESC) FILTER (WHERE e.tenant_id IS NOT NULL))[1] AS tenant_id,
+       min(e.time) AS started_at,
+       r.last_activity,
+       round(coalesce(sum(e.duration), extract(epoch FROM max(e.time) - min(e.time)))::numeric, 2)::float8 AS duration_seconds,
        count(*) AS events,
-       count(*) FILTER (WHERE event_type IN ('page_view', 'pageview')) AS page_views,
-       count(DISTINCT page) AS unique_pages,
-       (array_agg(device_type ORDER BY time DESC) FILTER (WHERE device_type IS NOT NULL))[1] AS device_type,
-       (array_agg(browser ORDER BY time DESC) FILTER (WHERE browser IS NOT NULL))[1] AS browser
-FROM events
-WHERE workspace_id = :workspace_id
-  AND session_id IS NOT NULL
-  AND (:tenant_id IS NULL OR tenant_id = :tenant_id)
-  AND (:user_id IS NULL OR user_id = :user_id)
-  AND (:from_date IS NULL OR time >= :from_date)
-  AND (:to_date IS NULL OR time <= :to_date)
-  AND (:include_bots OR NOT is_bot)
-GROUP BY session_id
-ORDER BY last_activity DESC, session_id
-LIMIT :limit
+       count(*) FILTER (WHERE e.event_type IN ('page_view', 'pageview')) AS page_views,
+       count(DISTINCT e.page) AS unique_pages,
+       (array_agg(e.device_type ORDER BY e.time DESC) FILTER (WHERE e.device_type IS NOT NULL))[1] AS device_type,
+       (array_agg(e.browser ORDER BY e.time DESC) FILTER (WHERE e.browser IS NOT NULL))[1] AS browser
+FROM recent r
+JOIN events e ON e.workspace_id = :workspace_id AND e.session_id = r.session_id
+WHERE (:tenant_id IS NULL OR e.tenant_id = :tenant_id)
+  AND (:user_id IS NULL OR e.user_id = :user_id)
+  AND (:from_date IS NULL OR e.time >= :from_date)
+  AND (:to_date IS NULL OR e.time <= :to_date)
+  AND (:include_bots OR NOT e.is_bot)
+GROUP BY r.session_id, r.last_activity
+ORDER BY r.last_activity DESC, r.session_id

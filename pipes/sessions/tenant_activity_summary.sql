@@ -11,23 +11,13 @@
 -- @column avg_session_duration  average session duration in seconds (sum of event durations, else first to last event)
 -- @column first_activity        earliest event
 -- @column last_activity         latest event
-WITH sessions AS (
-    SELECT tenant_id, session_id,
-           coalesce(sum(duration), extract(epoch FROM max(time) - min(time))) AS duration
-    FROM events
-    WHERE workspace_id = :workspace_id
-      AND tenant_id IS NOT NULL AND session_id IS NOT NULL
-      AND (:from_date IS NULL OR time >= :from_date)
-      AND (:to_date IS NULL OR time <= :to_date)
-      AND (:include_bots OR NOT is_bot)
-    GROUP BY tenant_id, session_id
-),
-totals AS (
-    SELECT tenant_id,
-           count(DISTINCT session_id) AS sessions,
-           count(DISTINCT coalesce(user_id, session_id)) AS users,
+--
+-- One pass over the events groups them by tenant, session and visitor; the tenants are summed from those groups.
+WITH groups AS (
+    SELECT tenant_id, session_id, coalesce(user_id, session_id) AS visitor,
            count(*) AS events,
            count(*) FILTER (WHERE event_type IN ('page_view', 'pageview')) AS page_views,
+           sum(duration) AS duration_sum,
            min(time) AS first_activity,
            max(time) AS last_activity
     FROM events
@@ -36,13 +26,27 @@ totals AS (
       AND (:from_date IS NULL OR time >= :from_date)
       AND (:to_date IS NULL OR time <= :to_date)
       AND (:include_bots OR NOT is_bot)
-    GROUP BY tenant_id
+    GROUP BY tenant_id, session_id, coalesce(user_id, session_id)
+),
+sessions AS (
+    SELECT tenant_id, session_id,
+           coalesce(sum(duration_sum), extract(epoch FROM max(last_activity) - min(first_activity))) AS duration
+    FROM groups WHERE session_id IS NOT NULL
+    GROUP BY tenant_id, session_id
+),
+durations AS (
+    SELECT tenant_id, avg(duration) AS avg_session_duration FROM sessions GROUP BY tenant_id
 )
-SELECT t.tenant_id, t.sessions, t.users, t.events, t.page_views,
-       round(avg(s.duration)::numeric, 2)::float8 AS avg_session_duration,
-       t.first_activity, t.last_activity
-FROM totals t
-LEFT JOIN sessions s ON s.tenant_id = t.tenant_id
-GROUP BY t.tenant_id, t.sessions, t.users, t.events, t.page_views, t.first_activity, t.last_activity
-ORDER BY t.events DESC, t.tenant_id
+SELECT g.tenant_id,
+       count(DISTINCT g.session_id) AS sessions,
+       count(DISTINCT g.visitor) AS users,
+       sum(g.events)::bigint AS events,
+       sum(g.page_views)::bigint AS page_views,
+       round(max(d.avg_session_duration)::numeric, 2)::float8 AS avg_session_duration,
+       min(g.first_activity) AS first_activity,
+       max(g.last_activity) AS last_activity
+FROM groups g
+LEFT JOIN durations d ON d.tenant_id = g.tenant_id
+GROUP BY g.tenant_id
+ORDER BY events DESC, g.tenant_id
 LIMIT :limit
