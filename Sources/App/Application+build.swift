@@ -20,7 +20,10 @@ public func buildApplication(_ config: AppConfig, logger: Logger) async throws -
         router: router,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "analytics-api"),
         // Stopped in reverse: the server stops taking requests, the writer drains, then the database closes.
-        services: database.services + [writer],
+        services: database.services + [
+            writer,
+            DataRetention(pool: database.pool, eventDays: config.retentionDays, quarantineDays: config.quarantineRetentionDays, logger: logger),
+        ],
         logger: logger
     )
 }

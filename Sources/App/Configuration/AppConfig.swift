@@ -44,6 +44,10 @@ public struct AppConfig: Sendable {
     public var maxFutureSkew: Double
     /// A folder of pipe templates (`<template>/<name>.sql`) used instead of the bundled ones.
     public var pipesDirectory: String?
+    /// Days events are kept (`RETENTION_DAYS`); nil keeps them for ever.
+    public var retentionDays: Int?
+    /// Days quarantined rows are kept (`QUARANTINE_RETENTION_DAYS`); nil keeps them for ever.
+    public var quarantineRetentionDays: Int?
 
     /// Who may register through `POST /api/auth/register`.
     public enum RegistrationPolicy: String, Sendable, CaseIterable {
@@ -119,6 +123,10 @@ public struct AppConfig: Sendable {
         trustForwardedFor = reader.boolean("TRUST_FORWARDED_FOR", default: false)
         maxFutureSkew = Double(reader.integer("MAX_FUTURE_SKEW_SECONDS", default: 300, range: 0...86_400 * 365))
         pipesDirectory = reader.string("PIPES_DIR")
+        let retention = reader.integer("RETENTION_DAYS", default: 0, range: 0...36_500)
+        retentionDays = retention > 0 ? retention : nil
+        let quarantineRetention = reader.integer("QUARANTINE_RETENTION_DAYS", default: 30, range: 0...36_500)
+        quarantineRetentionDays = quarantineRetention > 0 ? quarantineRetention : nil
         if let pipesDirectory, !FileManager.default.fileExists(atPath: pipesDirectory) {
             reader.problems.append("PIPES_DIR \"\(pipesDirectory)\" does not exist")
         }

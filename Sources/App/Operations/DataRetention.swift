@@ -1,0 +1,112 @@
+import Foundation
+import Logging
+import Postgres
+import ServiceLifecycle
+
+/// Drops data older than its retention window (SPEC section 7): events after `RETENTION_DAYS` (and the
+/// de-duplication ids first seen that long ago), quarantined rows after `QUARANTINE_RETENTION_DAYS`.
+///
+/// Where `events` is a TimescaleDB hypertable, TimescaleDB's own retention policy drops whole chunks. On plain
+/// PostgreSQL this service deletes in batches of a few thousand rows, each in its own short transaction, so no
+/// lock is held for long and ingest goes on meanwhile. It runs at start-up and then every `interval`.
+public struct DataRetention: Service {
+    let pool: PostgresPool
+    /// Days events are kept; `nil` keeps them for ever.
+    let eventDays: Int?
+    /// Days quarantined rows are kept; `nil` keeps them for ever.
+    let quarantineDays: Int?
+    var interval: Duration = .seconds(3600)
+    var batchSize = 5000
+    let logger: Logger
+
+    public init(pool: PostgresPool, eventDays: Int?, quarantineDays: Int?, logger: Logger) {
+        self.pool = pool
+        self.eventDays = eventDays
+        self.quarantineDays = quarantineDays
+        self.logger = logger
+    }
+
+    /// What one pass deleted.
+    public struct Report: Sendable, Equatable {
+        public var events = 0
+        public var eventIDs = 0
+        public var quarantined = 0
+    }
+
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let report = try await runOnce()
+                    if report != Report() {
+                        logger.info(
+                            "data retention",
+                            metadata: ["events": "\(report.events)", "event_ids": "\(report.eventIDs)", "quarantined": "\(report.quarantined)"]
+                        )
+                    }
+                } catch {
+                    logger.warning("data retention failed; retrying later", metadata: ["error": "\(String(reflecting: error))"])
+                }
+                try await Task.sleep(for: interval)
+            }
+        }
+    }
+
+    /// One pass: sets TimescaleDB's policy, or deletes what is past each window.
+    @discardableResult
+    public func runOnce() async throws -> Report {
+        var report = Report()
+        if try await hypertable() {
+            // TimescaleDB drops whole chunks in its own background job.
+            try await pool.execute("SELECT remove_retention_policy('events', if_exists => true)")
+            if let eventDays {
+                try await pool.execute("SELECT add_retention_policy('events', make_interval(days => \(eventDays)::int))")
+            }
+        } else if let eventDays {
+            let cutoff = Date().addingTimeInterval(-Double(eventDays) * 86_400)
+            let workspaces = try await pool.query("SELECT id FROM workspaces ORDER BY id").decode((Int).self)
+            for workspace in workspaces {
+                report.events += try await deleteInBatches(
+                    "DELETE FROM events WHERE ctid = ANY(ARRAY(SELECT ctid FROM events WHERE workspace_id = \(workspace) AND time < \(cutoff) LIMIT \(batchSize)))"
+                )
+            }
+        }
+        if let eventDays {
+            let cutoff = Date().addingTimeInterval(-Double(eventDays) * 86_400)
+            report.eventIDs = try await deleteInBatches(
+                "DELETE FROM event_ids WHERE ctid = ANY(ARRAY(SELECT ctid FROM event_ids WHERE first_seen < \(cutoff) LIMIT \(batchSize)))"
+            )
+        }
+        if let quarantineDays {
+            let cutoff = Date().addingTimeInterval(-Double(quarantineDays) * 86_400)
+            report.quarantined = try await deleteInBatches(
+                "DELETE FROM quarantine WHERE ctid = ANY(ARRAY(SELECT ctid FROM quarantine WHERE received_at < \(cutoff) LIMIT \(batchSize)))"
+            )
+        }
+        return report
+    }
+
+    /// Runs a batch delete until it deletes nothing; each batch is its own statement (and transaction).
+    private func deleteInBatches(_ statement: PostgresQuery) async throws -> Int {
+        var total = 0
+        while true {
+            let deleted = try await pool.execute(statement)
+            total += deleted
+            if deleted < batchSize || Task.isCancelled { return total }
+        }
+    }
+
+    /// Whether `events` is a TimescaleDB hypertable.
+    private func hypertable() async throws -> Bool {
+        let rows = try await pool.query(
+            """
+            SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
+               AND to_regclass('timescaledb_information.hypertables') IS NOT NULL
+            """
+        )
+        guard try rows[0].decode(Bool.self, at: 0) else { return false }
+        return try await pool.query(
+            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'events')"
+        )[0].decode(Bool.self, at: 0)
+    }
+}
