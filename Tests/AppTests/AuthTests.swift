@@ -386,6 +386,25 @@ struct AuthTests {
                 #expect(json6["error"] != nil)
             }
             try await client.execute(uri: "/v0/tokens", method: .get) { #expect($0.status == .unauthorized) }
+
+            // A tenant's admin manages only its tenant's tokens: it lists them alone and cannot revoke another's.
+            let tenantAdmin = secret(try await createToken(#"{"name": "t-admin", "scopes": ["admin"], "tenant_id": "t9"}"#).1)
+            let (_, t9Reader) = try await createToken(#"{"name": "t9 reader", "scopes": ["read"]}"#, auth: bearer(tenantAdmin))
+            #expect(t9Reader["tenant_id"] == "t9")
+            let tenantListed = try await client.execute(uri: "/v0/tokens", method: .get, headers: bearer(tenantAdmin)) { response in
+                guard case .array(let tokens)? = try response.json()["tokens"] else { return [JSONValue]() }
+                return tokens
+            }
+            #expect(tenantListed.count == 2)
+            guard case .object(let appendInfo)? = listed.first(where: { $0["name"] == "collector" }).map(JSONValue.object),
+                case .string(let appendID)? = appendInfo["id"]
+            else { throw TestFailure("no collector id") }
+            try await client.execute(uri: "/v0/tokens/\(appendID)", method: .delete, headers: bearer(tenantAdmin)) {
+                #expect($0.status == .notFound)
+            }
+            try await client.execute(uri: "/v0/events?name=user_events&token=\(appendToken)", method: .post, body: event) {
+                #expect($0.status == .accepted)
+            }
         }
     }
 

@@ -90,21 +90,26 @@ public final class APITokenStore: Sendable {
         )
     }
 
-    /// The workspace's tokens that are not revoked, newest first.
-    public func list(workspaceID: Int) async throws -> [APITokenInfo] {
+    /// The workspace's tokens that are not revoked, newest first; with `tenantID`, only that tenant's.
+    public func list(workspaceID: Int, tenantID: String? = nil) async throws -> [APITokenInfo] {
         try await pool.query(
             """
             SELECT \(unsafeSQL: Self.selectList) FROM api_tokens
-            WHERE workspace_id = \(workspaceID) AND revoked_at IS NULL
+            WHERE workspace_id = \(workspaceID) AND revoked_at IS NULL AND (\(tenantID)::text IS NULL OR tenant_id = \(tenantID))
             ORDER BY created_at DESC, id
             """
         ).map(Self.decode)
     }
 
-    /// Revokes a token of the workspace; false when it has no such token (or it was already revoked).
-    public func revoke(id: UUID, workspaceID: Int) async throws -> Bool {
+    /// Revokes a token of the workspace (of that tenant, with `tenantID`); false when it has no such token (or it
+    /// was already revoked).
+    public func revoke(id: UUID, workspaceID: Int, tenantID: String? = nil) async throws -> Bool {
         let revoked = try await pool.execute(
-            "UPDATE api_tokens SET revoked_at = now() WHERE id = \(id) AND workspace_id = \(workspaceID) AND revoked_at IS NULL"
+            """
+            UPDATE api_tokens SET revoked_at = now()
+            WHERE id = \(id) AND workspace_id = \(workspaceID) AND revoked_at IS NULL
+              AND (\(tenantID)::text IS NULL OR tenant_id = \(tenantID))
+            """
         )
         cache.removeAll { $0?.grant.id == id }
         return revoked > 0

@@ -95,9 +95,8 @@ struct TokensController: Sendable {
     /// `GET /v0/tokens` → `{"tokens": [...]}` without secrets, newest first.
     @Sendable func list(_ request: Request, context: AuthenticatedContext) async throws -> TokenList {
         let (workspaceID, callerTenant) = try await managedWorkspace(request, context: context)
-        let all = try await tokens.list(workspaceID: workspaceID)
-        let visible = callerTenant.map { tenant in all.filter { $0.tenantID == tenant } } ?? all
-        return TokenList(tokens: visible.map { TokenJSON(info: $0, secret: nil) })
+        let listed = try await tokens.list(workspaceID: workspaceID, tenantID: callerTenant)
+        return TokenList(tokens: listed.map { TokenJSON(info: $0, secret: nil) })
     }
 
     /// `DELETE /v0/tokens/{id}` → 204; the token gets 401 from then on. Unknown id → 404.
@@ -105,10 +104,9 @@ struct TokensController: Sendable {
         let (workspaceID, callerTenant) = try await managedWorkspace(request, context: context)
         let text = context.parameters.get("id") ?? ""
         guard let id = UUID(uuidString: text) else { throw APIError.notFound("token \(text) not found") }
-        if let callerTenant, try await tokens.list(workspaceID: workspaceID).first(where: { $0.id == id })?.tenantID != callerTenant {
+        guard try await tokens.revoke(id: id, workspaceID: workspaceID, tenantID: callerTenant) else {
             throw APIError.notFound("token \(text) not found")
         }
-        guard try await tokens.revoke(id: id, workspaceID: workspaceID) else { throw APIError.notFound("token \(text) not found") }
         return Response(status: .noContent)
     }
 

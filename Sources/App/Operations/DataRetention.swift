@@ -35,9 +35,16 @@ public struct DataRetention: Service {
 
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
+            // TimescaleDB's policy is set once; its own background job then drops old chunks.
+            var hypertable: Bool?
             while !Task.isCancelled {
                 do {
-                    let report = try await runOnce()
+                    if hypertable == nil {
+                        let isHypertable = try await self.hypertable()
+                        if isHypertable { try await applyTimescalePolicy() }
+                        hypertable = isHypertable
+                    }
+                    let report = try await deleteExpired(eventsToo: hypertable == false)
                     if report != Report() {
                         logger.info(
                             "data retention",
@@ -55,14 +62,24 @@ public struct DataRetention: Service {
     /// One pass: sets TimescaleDB's policy, or deletes what is past each window.
     @discardableResult
     public func runOnce() async throws -> Report {
+        let hypertable = try await hypertable()
+        if hypertable { try await applyTimescalePolicy() }
+        return try await deleteExpired(eventsToo: !hypertable)
+    }
+
+    /// Replaces TimescaleDB's retention policy on `events` by one for `eventDays` (or none).
+    private func applyTimescalePolicy() async throws {
+        try await pool.execute("SELECT remove_retention_policy('events', if_exists => true)")
+        if let eventDays {
+            try await pool.execute("SELECT add_retention_policy('events', make_interval(days => \(eventDays)::int))")
+        }
+    }
+
+    /// Deletes in batches what is past each window: events (unless TimescaleDB drops them), old event ids and
+    /// quarantined rows.
+    private func deleteExpired(eventsToo: Bool) async throws -> Report {
         var report = Report()
-        if try await hypertable() {
-            // TimescaleDB drops whole chunks in its own background job.
-            try await pool.execute("SELECT remove_retention_policy('events', if_exists => true)")
-            if let eventDays {
-                try await pool.execute("SELECT add_retention_policy('events', make_interval(days => \(eventDays)::int))")
-            }
-        } else if let eventDays {
+        if eventsToo, let eventDays {
             let cutoff = Date().addingTimeInterval(-Double(eventDays) * 86_400)
             let workspaces = try await pool.query("SELECT id FROM workspaces ORDER BY id").decode((Int).self)
             for workspace in workspaces {

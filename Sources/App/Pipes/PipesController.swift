@@ -16,6 +16,7 @@ struct PipesController: Sendable {
 
     func addRoutes(to group: RouterGroup<AuthenticatedContext>) {
         group.get("/v0/pipes", use: list)
+        group.get("/v0/pipes/openapi.json", use: openAPI)
         group.get("/v0/pipes/{file}", use: run)
     }
 
@@ -27,6 +28,11 @@ struct PipesController: Sendable {
         let templates = try rows.first.map { try $0.decode([String].self, at: 0) } ?? []
         templateCache.store(templates, for: workspaceID)
         return catalog.pipes(of: templates)
+    }
+
+    /// The pipes the caller may run, by name.
+    func readablePipes(for context: AuthenticatedContext) async throws -> [PipeDefinition] {
+        try await pipes(for: context).values.filter { context.identity.allows(.readPipe($0.name)) }.sorted { $0.name < $1.name }
     }
 
     // MARK: Listing
@@ -71,9 +77,7 @@ struct PipesController: Sendable {
 
     /// `GET /v0/pipes`: the workspace's pipes with their parameters and output columns.
     @Sendable func list(_ request: Request, context: AuthenticatedContext) async throws -> PipeList {
-        let pipes = try await pipes(for: context).values
-            .filter { context.identity.allows(.readPipe($0.name)) }
-            .sorted { $0.name < $1.name }
+        let pipes = try await readablePipes(for: context)
         return PipeList(
             pipes: pipes.map { pipe in
                 PipeDescription(
@@ -103,14 +107,15 @@ struct PipesController: Sendable {
         case json, csv, csvwithnames, ndjson
     }
 
-    /// `GET /v0/pipes/<name>.<format>?<parameters>` (and `/v0/pipes/openapi.json`).
+    /// `GET /v0/pipes/openapi.json`: the pipes this caller may read, as OpenAPI.
+    @Sendable func openAPI(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        PipesOpenAPI.document(for: try await readablePipes(for: context)).response()
+    }
+
+    /// `GET /v0/pipes/<name>.<format>?<parameters>`.
     @Sendable func run(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         let file = context.parameters.get("file") ?? ""
         let pipes = try await pipes(for: context)
-        if file == "openapi.json" {
-            let visible = pipes.values.filter { context.identity.allows(.readPipe($0.name)) }
-            return PipesOpenAPI.document(for: visible.sorted { $0.name < $1.name }).response()
-        }
         guard let dot = file.lastIndex(of: "."), let format = OutputFormat(rawValue: String(file[file.index(after: dot)...]).lowercased()) else {
             throw APIError.notFound("\(file) is not a pipe endpoint: use /v0/pipes/<name>.json, .csv, .csvwithnames or .ndjson")
         }
