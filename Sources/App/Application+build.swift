@@ -1,5 +1,7 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import Postgres
 import ServiceLifecycle
@@ -12,16 +14,45 @@ public func buildApplication(_ config: AppConfig, logger: Logger) async throws -
         logger.warning("SECRET_KEY is not set: using a random key, so login tokens stop working when the server restarts")
     }
     let database = try await Database.start(config, logger: logger)
-    let writer = EventWriter(pool: database.pool, logger: logger)
+    // Names this server in realtime notices, so it does not deliver its own events twice.
+    let instanceID = String(UUID().uuidString.prefix(13))
+    let writer = EventWriter(pool: database.pool, logger: logger, instanceID: instanceID)
+    let listener = PostgresListener(
+        configuration: database.pool.configuration,
+        channels: [RealtimeNotice.channel],
+        threadPool: database.threadPool,
+        logger: logger
+    )
+    let hub = RealtimeHub(
+        pool: database.pool,
+        writer: writer,
+        listener: listener,
+        instanceID: instanceID,
+        clientQueue: config.realtimeClientQueue,
+        logger: logger
+    )
     let loginTokens = await LoginTokens(secret: config.secretKey, lifetimeMinutes: config.accessTokenExpireMinutes)
     let catalog = try PipeCatalog.load(from: config.pipesDirectory)
-    let router = buildRouter(config: config, database: database, writer: writer, loginTokens: loginTokens, catalog: catalog)
+    let authenticator = Authenticator(
+        loginTokens: loginTokens,
+        tokens: APITokenStore(pool: database.pool),
+        users: UserDirectory(pool: database.pool, bcryptCost: config.bcryptCost),
+        adminToken: config.adminToken
+    )
+    let realtime = RealtimeController(hub: hub, access: RealtimeAccess(authenticator: authenticator, allowAnonymous: config.realtimeAnonymous))
+    let router = buildRouter(config: config, database: database, writer: writer, authenticator: authenticator, catalog: catalog, realtime: realtime)
+    // WebSocket upgrades are routed separately; every other request goes to `router`.
+    let socketRouter = Router(context: RealtimeSocketContext.self)
+    realtime.addRoutes(to: socketRouter)
     return Application(
         router: router,
+        server: .http1WebSocketUpgrade(webSocketRouter: socketRouter),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "analytics-api"),
         // Stopped in reverse: the server stops taking requests, the writer drains, then the database closes.
         services: database.services + [
             writer,
+            listener,
+            hub,
             DataRetention(pool: database.pool, eventDays: config.retentionDays, quarantineDays: config.quarantineRetentionDays, logger: logger),
         ],
         logger: logger
@@ -36,13 +67,14 @@ func buildRouter(
     config: AppConfig,
     database: Database,
     writer: EventWriter,
-    loginTokens: LoginTokens,
-    catalog: PipeCatalog
+    authenticator: Authenticator,
+    catalog: PipeCatalog,
+    realtime: RealtimeController
 ) -> Router<AppRequestContext> {
     let pool = database.pool
-    let tokens = APITokenStore(pool: pool)
-    let users = UserDirectory(pool: pool, bcryptCost: config.bcryptCost)
-    let authenticator = Authenticator(loginTokens: loginTokens, tokens: tokens, users: users, adminToken: config.adminToken)
+    let tokens = authenticator.tokens
+    let users = authenticator.users
+    let loginTokens = authenticator.loginTokens
 
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: RequestLoggingMiddleware())
@@ -80,5 +112,6 @@ func buildRouter(
     ).addRoutes(to: router, authenticated: authenticated)
     AnalyticsController(pool: pool, defaultTimeZone: config.dbTimeZone)
         .addRoutes(to: authenticated.group().add(middleware: RequirePermission(permission: .readAnalytics)))
+    realtime.addRoutes(to: router)
     return router
 }

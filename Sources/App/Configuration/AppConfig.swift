@@ -48,6 +48,11 @@ public struct AppConfig: Sendable {
     public var retentionDays: Int?
     /// Days quarantined rows are kept (`QUARANTINE_RETENTION_DAYS`); nil keeps them for ever.
     public var quarantineRetentionDays: Int?
+    /// Whether requests without a credential may use the realtime dashboard, stream and stats (of the default
+    /// workspace), as in seed 004.
+    public var realtimeAnonymous: Bool
+    /// Messages a realtime client may have waiting; beyond that new ones are dropped for it (and counted).
+    public var realtimeClientQueue: Int
 
     /// Who may register through `POST /api/auth/register`.
     public enum RegistrationPolicy: String, Sendable, CaseIterable {
@@ -127,6 +132,8 @@ public struct AppConfig: Sendable {
         retentionDays = retention > 0 ? retention : nil
         let quarantineRetention = reader.integer("QUARANTINE_RETENTION_DAYS", default: 30, range: 0...36_500)
         quarantineRetentionDays = quarantineRetention > 0 ? quarantineRetention : nil
+        realtimeAnonymous = reader.boolean("REALTIME_ANONYMOUS", default: true)
+        realtimeClientQueue = reader.integer("REALTIME_CLIENT_QUEUE", default: 1000, range: 1...1_000_000)
         if let pipesDirectory, !FileManager.default.fileExists(atPath: pipesDirectory) {
             reader.problems.append("PIPES_DIR \"\(pipesDirectory)\" does not exist")
         }

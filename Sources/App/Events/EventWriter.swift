@@ -18,7 +18,10 @@ public struct StoredEvent: Sendable, Equatable {
 /// in the batch, so concurrent requests share commits; up to `concurrency` such transactions run at once. Records whose `event_id` is already stored in the workspace
 /// (or repeated in the batch) are not stored again. A failed write fails exactly the requests in the batch; when
 /// the failure is not the database being unavailable, the requests are retried one by one so that one bad request
-/// does not fail the others. Committed events are published on `committed` for realtime delivery.
+/// does not fail the others. Each transaction also adds its events to `event_counts` and, when the writer has an
+/// `instanceID`, announces the new ids on the realtime channel (`RealtimeNotice`), which PostgreSQL delivers to the
+/// listening servers only once the transaction commits. Committed events are published on `committed` for this
+/// server's realtime delivery.
 public final class EventWriter: Service, Sendable {
     /// What happened to each record of a `write`, in order.
     public enum Outcome: Sendable, Equatable {
@@ -44,6 +47,8 @@ public final class EventWriter: Service, Sendable {
     let maxBatchRows: Int
     /// Transactions written at once (PostgreSQL spreads concurrent COPYs over its cores).
     let concurrency: Int
+    /// The id of this server in realtime notices; nil sends none.
+    let instanceID: String?
     private let queue = Mutex(Queue())
     private let doorbell: AsyncStream<Void>
     private let ring: AsyncStream<Void>.Continuation
@@ -52,8 +57,9 @@ public final class EventWriter: Service, Sendable {
     /// batches are kept.
     public let committed: AsyncStream<[StoredEvent]>
 
-    public init(pool: PostgresPool, logger: Logger, maxBatchRows: Int = 5000, concurrency: Int = 2) {
+    public init(pool: PostgresPool, logger: Logger, maxBatchRows: Int = 5000, concurrency: Int = 2, instanceID: String? = nil) {
         self.pool = pool
+        self.instanceID = instanceID
         self.logger = logger
         self.maxBatchRows = maxBatchRows
         self.concurrency = max(1, concurrency)
@@ -162,6 +168,12 @@ public final class EventWriter: Service, Sendable {
             copyRows.reserveCapacity(rows.count)
             for (id, row) in zip(ids, rows) { copyRows.append([String(id)] + row.copyValues) }
             try await connection.copy(into: "events", columns: ["id"] + EventRecord.copyColumns, rows: copyRows)
+            try await count(rows, on: connection)
+            if let instanceID {
+                for payload in RealtimeNotice.payloads(instance: instanceID, ids: ids) {
+                    try await connection.notify(channel: RealtimeNotice.channel, payload: payload)
+                }
+            }
             var nextID = ids.makeIterator()
             return outcomes.map { outcome in
                 guard case .stored(let event) = outcome, let id = nextID.next() else { return outcome }
@@ -176,6 +188,36 @@ public final class EventWriter: Service, Sendable {
             index += request.count
         }
         return result
+    }
+
+    private struct CountKey: Hashable, Comparable {
+        var workspaceID: Int
+        var tenantID: String
+        /// Days since 1970-01-01, UTC.
+        var day: Int
+
+        static func < (lhs: Self, rhs: Self) -> Bool {
+            (lhs.workspaceID, lhs.tenantID, lhs.day) < (rhs.workspaceID, rhs.tenantID, rhs.day)
+        }
+    }
+
+    /// Adds the rows to `event_counts`, in key order so that concurrent batches lock the same rows in the same order.
+    private func count(_ rows: [EventRecord], on connection: PostgresConnection) async throws {
+        var counts: [CountKey: Int] = [:]
+        for row in rows {
+            let day = Int((row.time.timeIntervalSince1970 / 86_400).rounded(.down))
+            counts[CountKey(workspaceID: row.workspaceID, tenantID: row.tenantID ?? "", day: day), default: 0] += 1
+        }
+        let keys = counts.keys.sorted()
+        try await connection.execute(
+            """
+            INSERT INTO event_counts (workspace_id, tenant_id, day, events)
+            SELECT w, t, date '1970-01-01' + d::int, n
+            FROM unnest(\(keys.map(\.workspaceID)), \(keys.map(\.tenantID)), \(keys.map(\.day)), \(keys.map { counts[$0]! }))
+                AS u(w, t, d, n)
+            ON CONFLICT (workspace_id, tenant_id, day) DO UPDATE SET events = event_counts.events + EXCLUDED.events
+            """
+        )
     }
 
     private struct EventKey: Hashable {

@@ -83,13 +83,34 @@ public struct DataRetention: Service {
             let cutoff = Date().addingTimeInterval(-Double(eventDays) * 86_400)
             let workspaces = try await pool.query("SELECT id FROM workspaces ORDER BY id").decode((Int).self)
             for workspace in workspaces {
+                // The same statement takes the deleted rows off `event_counts`, so totals stay exact.
                 report.events += try await deleteInBatches(
-                    "DELETE FROM events WHERE ctid = ANY(ARRAY(SELECT ctid FROM events WHERE workspace_id = \(workspace) AND time < \(cutoff) LIMIT \(batchSize)))"
+                    """
+                    WITH gone AS (
+                        DELETE FROM events
+                        WHERE ctid = ANY(ARRAY(SELECT ctid FROM events WHERE workspace_id = \(workspace) AND time < \(cutoff) LIMIT \(batchSize)))
+                        RETURNING workspace_id, COALESCE(tenant_id, '') AS tenant_id, (time AT TIME ZONE 'UTC')::date AS day
+                    ), counted AS (
+                        SELECT workspace_id, tenant_id, day, count(*) AS events FROM gone GROUP BY 1, 2, 3
+                    ), updated AS (
+                        UPDATE event_counts c SET events = c.events - counted.events
+                        FROM counted
+                        WHERE c.workspace_id = counted.workspace_id AND c.tenant_id = counted.tenant_id AND c.day = counted.day
+                    )
+                    SELECT COALESCE(sum(events), 0)::bigint FROM counted
+                    """,
+                    counted: true
                 )
             }
         }
         if let eventDays {
             let cutoff = Date().addingTimeInterval(-Double(eventDays) * 86_400)
+            if eventsToo {
+                try await pool.execute("DELETE FROM event_counts WHERE events <= 0")
+            } else {
+                // TimescaleDB drops whole one-day chunks once their end is past the cutoff; their counts go with them.
+                try await pool.execute("DELETE FROM event_counts WHERE (day + 1)::timestamp <= (\(cutoff)::timestamptz AT TIME ZONE 'UTC')")
+            }
             report.eventIDs = try await deleteInBatches(
                 "DELETE FROM event_ids WHERE ctid = ANY(ARRAY(SELECT ctid FROM event_ids WHERE first_seen < \(cutoff) LIMIT \(batchSize)))"
             )
@@ -104,10 +125,11 @@ public struct DataRetention: Service {
     }
 
     /// Runs a batch delete until it deletes nothing; each batch is its own statement (and transaction).
-    private func deleteInBatches(_ statement: PostgresQuery) async throws -> Int {
+    /// `counted`: the statement returns the number it deleted as its one value, rather than as its row count.
+    private func deleteInBatches(_ statement: PostgresQuery, counted: Bool = false) async throws -> Int {
         var total = 0
         while true {
-            let deleted = try await pool.execute(statement)
+            let deleted = counted ? try await pool.query(statement)[0].decode(Int.self, at: 0) : try await pool.execute(statement)
             total += deleted
             if deleted < batchSize || Task.isCancelled { return total }
         }

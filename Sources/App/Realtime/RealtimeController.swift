@@ -1,0 +1,131 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import NIOCore
+
+/// Who may watch the realtime stream: the holder of a token with read access (its workspace, and its tenant when it
+/// has one), a logged-in user (the default workspace), or anyone when `REALTIME_ANONYMOUS` is on (the default
+/// workspace, as in seed 004).
+struct RealtimeAccess: Sendable {
+    let authenticator: Authenticator
+    let allowAnonymous: Bool
+
+    func scope(for identity: Identity?) throws(APIError) -> DataScope {
+        guard let identity else {
+            guard allowAnonymous else {
+                throw APIError.unauthorized("Not authenticated: send Authorization: Bearer <token> or ?token=<token> (REALTIME_ANONYMOUS is off)")
+            }
+            return DataScope(workspaceID: Workspace.defaultID)
+        }
+        guard identity.allows(.readAnalytics) else {
+            throw APIError.forbidden("Not enough permissions: \(identity.label) lacks the scope read")
+        }
+        return identity.dataScope
+    }
+
+    /// The scope and filters of a WebSocket request (authenticated here: the WebSocket router has no middleware).
+    func filter(for request: Request) async throws -> RealtimeFilter {
+        let identity = try await Authenticator.credential(in: request).asyncMap { try await authenticator.identify($0) }
+        let query = request.uri.queryParameters
+        return RealtimeFilter(
+            scope: try scope(for: identity),
+            eventType: query["event_type"].flatMap { $0.isEmpty ? nil : String($0) },
+            page: query["page"].flatMap { $0.isEmpty ? nil : String($0) }
+        )
+    }
+}
+
+extension Optional {
+    fileprivate func asyncMap<Mapped>(_ transform: (Wrapped) async throws -> Mapped) async rethrows -> Mapped? {
+        guard let self else { return nil }
+        return try await transform(self)
+    }
+}
+
+/// The request context of WebSocket upgrades: the WebSocket router runs before the application's middleware.
+public struct RealtimeSocketContext: RequestContext, WebSocketRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let webSocket: WebSocketHandlerReference<Self>
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        webSocket = .init()
+    }
+}
+
+/// `/api/realtime`: the dashboard page, the stats and the WebSocket stream (SPEC section 5, Realtime).
+struct RealtimeController {
+    let hub: RealtimeHub
+    let access: RealtimeAccess
+
+    func addRoutes(to router: Router<AppRequestContext>) {
+        router.get("/api/realtime", use: dashboard)
+        router.get("/api/realtime/stats", use: stats)
+        router.get("/api/realtime/ws") { _, _ -> Response in
+            throw APIError(.upgradeRequired, "This is a WebSocket endpoint: connect with ws:// (Upgrade: websocket)", headers: [.upgrade: "websocket"])
+        }
+    }
+
+    func addRoutes(to router: Router<RealtimeSocketContext>) {
+        router.ws("/api/realtime/ws") { request, _ in
+            _ = try await access.filter(for: request)
+            return .upgrade([:])
+        } onUpgrade: { inbound, outbound, context in
+            try await stream(inbound: inbound, outbound: outbound, request: context.request)
+        }
+    }
+
+    @Sendable func dashboard(_ request: Request, context: AppRequestContext) async throws -> Response {
+        Response(
+            status: .ok,
+            headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(string: RealtimeDashboard.html))
+        )
+    }
+
+    @Sendable func stats(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<RealtimeStats> {
+        JSONResponse(try await hub.stats(for: try access.scope(for: context.identity)))
+    }
+
+    /// Greets the client with its scope's stats and latest events, then forwards what the hub queues for it while
+    /// answering its `ping`s.
+    func stream(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, request: Request) async throws {
+        let filter = try await access.filter(for: request)
+        let subscriber = hub.subscribe(filter)
+        defer { hub.unsubscribe(subscriber) }
+        if let stats = try? await hub.stats(for: filter.scope), let message = RealtimeHub.statsMessage(stats) {
+            subscriber.offer(message, force: true)
+        }
+        for event in hub.recentEvents(for: filter) {
+            if let message = RealtimeHub.eventMessage(event, recent: true) { subscriber.offer(message, force: true) }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while let messages = await subscriber.next() {
+                    for message in messages { try await outbound.write(.text(message)) }
+                }
+            }
+            for try await message in inbound.messages(maxSize: 64 * 1024) {
+                guard case .text(let text) = message else { continue }
+                subscriber.offer(Self.reply(to: text), force: true)
+            }
+            subscriber.close()
+            group.cancelAll()
+        }
+    }
+
+    /// The answer to a client message: `ping` (or `{"type":"ping"}`) gets `{"type":"pong"}`.
+    static func reply(to text: String) -> String {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed == "ping" { return #"{"type":"pong"}"# }
+        if let object = try? JSONParser.parse(trimmed), case .object(let fields) = object, fields["type"] == .string("ping") {
+            return #"{"type":"pong"}"#
+        }
+        return #"{"type":"error","error":"unknown message: send \"ping\" or {\"type\":\"ping\"}"}"#
+    }
+}
+
+extension HTTPField.Name {
+    static let upgrade = Self("Upgrade")!
+}

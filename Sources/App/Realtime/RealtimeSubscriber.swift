@@ -1,0 +1,93 @@
+import Synchronization
+
+/// What a WebSocket client asked to see: its scope (from its token, or the default workspace when anonymous) and
+/// optional filters on event type and page.
+public struct RealtimeFilter: Sendable, Equatable {
+    public var scope: DataScope
+    public var eventType: String?
+    public var page: String?
+
+    public init(scope: DataScope, eventType: String? = nil, page: String? = nil) {
+        self.scope = scope
+        self.eventType = eventType
+        self.page = page
+    }
+
+    func matches(_ record: EventRecord) -> Bool {
+        record.workspaceID == scope.workspaceID
+            && (scope.tenantID == nil || record.tenantID == scope.tenantID)
+            && (eventType == nil || record.eventType == eventType)
+            && (page == nil || record.page == page)
+    }
+}
+
+/// One connected client's outbox: a bounded queue of JSON messages that the hub fills without ever waiting and the
+/// client's connection drains. When the queue is full, new messages are dropped and counted; the next message the
+/// client receives carries `"dropped": n`, so a slow client knows what it missed and never slows anyone else down.
+public final class RealtimeSubscriber: Sendable {
+    struct State {
+        var messages: [String] = []
+        var dropped = 0
+        var closed = false
+    }
+
+    let id: Int
+    public let filter: RealtimeFilter
+    let capacity: Int
+    private let state = Mutex(State())
+    private let doorbell: AsyncStream<Void>
+    private let ring: AsyncStream<Void>.Continuation
+
+    init(id: Int, filter: RealtimeFilter, capacity: Int) {
+        self.id = id
+        self.filter = filter
+        self.capacity = max(1, capacity)
+        (doorbell, ring) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Queues a message unless the queue is full (then counts it as dropped); `force` queues it regardless (for the
+    /// few replies to the client's own requests). Returns whether it was queued.
+    @discardableResult
+    func offer(_ message: String, force: Bool = false) -> Bool {
+        let queued = state.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            guard force || state.messages.count < capacity else {
+                state.dropped += 1
+                return false
+            }
+            state.messages.append(message)
+            return true
+        }
+        if queued { ring.yield() }
+        return queued
+    }
+
+    /// Messages dropped so far and not yet reported.
+    var pendingDrops: Int { state.withLock { $0.dropped } }
+
+    /// Waits for queued messages and takes them all; nil once closed. The first message reports drops since the last
+    /// take.
+    public func next() async -> [String]? {
+        var iterator = doorbell.makeAsyncIterator()
+        while true {
+            let taken = state.withLock { state -> [String]?? in
+                if state.closed { return .some(nil) }
+                guard !state.messages.isEmpty else { return nil }
+                var messages = state.messages
+                state.messages = []
+                if state.dropped > 0, let first = messages.first, first.hasPrefix("{") {
+                    messages[0] = "{\"dropped\":\(state.dropped)," + first.dropFirst()
+                    state.dropped = 0
+                }
+                return .some(messages)
+            }
+            if let taken { return taken }
+            guard await iterator.next() != nil else { return nil }
+        }
+    }
+
+    func close() {
+        state.withLock { $0.closed = true }
+        ring.finish()
+    }
+}

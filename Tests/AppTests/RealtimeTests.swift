@@ -1,0 +1,305 @@
+import EmbeddedPostgres
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import HummingbirdWSClient
+import HummingbirdWSTesting
+import Logging
+import NIOCore
+import Postgres
+import PostgresTestSupport
+import Testing
+
+@testable import App
+
+/// Reads a WebSocket's JSON messages: one per socket, since a socket's messages can be iterated only once.
+/// Used by one task at a time (the handler that made it, or one nested in it), hence unchecked.
+final class SocketReader: @unchecked Sendable {
+    private var iterator: WebSocketInboundMessageStream.AsyncIterator
+    let outbound: WebSocketOutboundWriter
+
+    init(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter) {
+        iterator = inbound.messages(maxSize: 1 << 22).makeAsyncIterator()
+        self.outbound = outbound
+    }
+
+    /// Reads messages until `done` says enough (or `timeout` passes, which closes the socket).
+    func receive(timeout: Duration = .seconds(20), until done: ([[String: JSONValue]]) -> Bool) async throws -> [[String: JSONValue]] {
+        let outbound = outbound
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            try await outbound.close(.normalClosure, reason: "test timeout")
+        }
+        defer { timer.cancel() }
+        var messages: [[String: JSONValue]] = []
+        while let message = try await iterator.next() {
+            guard case .text(let text) = message, case .object(let object) = try JSONParser.parse(text) else { continue }
+            messages.append(object)
+            if done(messages) { break }
+        }
+        return messages
+    }
+
+    func close() async throws { try await outbound.close(.normalClosure, reason: nil) }
+}
+
+/// The `event` objects among `messages`, leaving out the greeting's recent events.
+func liveEvents(_ messages: [[String: JSONValue]]) -> [[String: JSONValue]] {
+    messages.compactMap { message in
+        guard message["type"] == "event", message["recent"] == nil, case .object(let event)? = message["event"] else { return nil }
+        return event
+    }
+}
+
+/// Posts events to `/api/events/batch` and expects them all stored.
+func postBatch(_ client: any TestClientProtocol, _ events: [String], headers: HTTPFields = [:]) async throws {
+    try await client.execute(
+        uri: "/api/events/batch",
+        method: .post,
+        headers: headers.merging([.contentType: "application/json"]),
+        body: ByteBuffer(text: "[" + events.joined(separator: ",") + "]")
+    ) { response in
+        #expect(response.status == .created || response.status == .ok, "\(String(buffer: response.body))")
+    }
+}
+
+extension HTTPFields {
+    fileprivate func merging(_ other: HTTPFields) -> HTTPFields {
+        var fields = self
+        for field in other { fields.append(field) }
+        return fields
+    }
+}
+
+/// A page view as `/api/events` takes it.
+func pageView(_ page: String, session: String, secondsAgo: Double = 0, type: String = "page_view", extra: String = "") -> String {
+    #"{"event_type": "\#(type)", "page": "\#(page)", "session_id": "\#(session)", "timestamp": "\#(isoAgo(secondsAgo))"\#(extra)}"#
+}
+
+func isoAgo(_ seconds: Double) -> String { PostgresTimestamp.iso8601(Date().addingTimeInterval(-seconds)) }
+
+/// Two applications on one fresh database, both serving on their own port.
+func withTwoLiveApps(
+    _ overrides: [String: String] = [:],
+    database: PostgresConfiguration? = nil,
+    _ body: @Sendable (any TestClientProtocol, any TestClientProtocol) async throws -> Void
+) async throws {
+    let database: PostgresConfiguration = if let database { database } else { try await TestDatabase.create() }
+    var settings = ["ADMIN_TOKEN": testAdminToken, "PORT": "0"]
+    settings.merge(overrides) { $1 }
+    let first = try await buildApplication(try testConfig(database: database, settings), logger: TestDatabase.logger)
+    let second = try await buildApplication(try testConfig(database: database, settings), logger: TestDatabase.logger)
+    try await first.test(.live) { one in
+        try await second.test(.live) { two in try await body(one, two) }
+    }
+}
+
+@Suite("Realtime: stats, WebSocket stream, fan-out across servers, slow clients, database restarts")
+struct RealtimeTests {
+    @Test("stats: hand-counted windows, totals, bots left out, tenants, anonymous access and its setting")
+    func stats() async throws {
+        try await withTestApp { client, _ in
+            try await ingest(
+                client,
+                "user_events",
+                [
+                    #"{"event_id": "e1", "event_type": "page_view", "page": "/a", "session_id": "s1", "timestamp": "\#(ago(10))", "duration": 4}"#,
+                    #"{"event_id": "e2", "event_type": "page_view", "page": "/a", "session_id": "s2", "timestamp": "\#(ago(30))", "duration": 6}"#,
+                    #"{"event_id": "e3", "event_type": "page_view", "page": "/b", "session_id": "s2", "timestamp": "\#(ago(90))"}"#,
+                    #"{"event_id": "e4", "event_type": "click", "page": "/a", "session_id": "s1", "timestamp": "\#(ago(5))"}"#,
+                    #"{"event_id": "e5", "event_type": "page_view", "page": "/old", "session_id": "s3", "timestamp": "\#(ago(600))"}"#,
+                    #"{"event_id": "e6", "event_type": "page_view", "page": "/", "session_id": "sb", "timestamp": "\#(ago(5))", "user_agent": "Googlebot/2.1"}"#,
+                    #"{"event_id": "e7", "event_type": "page_view", "page": "/t", "session_id": "st", "tenant_id": "t1", "timestamp": "\#(ago(20))"}"#,
+                ]
+            )
+            // All 7 stored; sessions with an event in 5 minutes: s1, s2, st (s3 is older, sb a bot); page views in the
+            // last minute: e1, e2, e7; top pages over 5 minutes: /a ×2, /b, /t; durations 4 and 6; 7 arrivals / 10 s.
+            let stats = try await client.execute(uri: "/api/realtime/stats", method: .get) { response in
+                #expect(response.status == .ok)
+                return try response.json()
+            }
+            #expect(stats["total_events"] == 7)
+            #expect(stats["active_sessions"] == 3)
+            #expect(stats["page_views_last_minute"] == 3)
+            #expect(stats["avg_duration"] == 5)
+            #expect(stats["events_per_second"] == 0.7)
+            #expect(
+                stats["top_pages"]
+                    == [["page": "/a", "views": 2], ["page": "/b", "views": 1], ["page": "/t", "views": 1]]
+            )
+            guard case .array(let perSecond)? = stats["per_second"] else { throw TestFailure("no per_second") }
+            #expect(perSecond.count == 60)
+            #expect(perSecond.reduce(0) { if case .int(let n) = $1 { $0 + n } else { $0 } } == 7)
+
+            // A token of tenant t1 sees only its tenant.
+            let tenantToken = try await client.execute(
+                uri: "/v0/tokens",
+                method: .post,
+                headers: adminAuth,
+                body: ByteBuffer(text: #"{"name": "t1 reader", "scopes": ["read"], "tenant_id": "t1"}"#)
+            ) { response in
+                guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token") }
+                return token
+            }
+            try await client.execute(uri: "/api/realtime/stats?token=\(tenantToken)", method: .get) { response in
+                let tenant = try response.json()
+                #expect(tenant["total_events"] == 1)
+                #expect(tenant["active_sessions"] == 1)
+                #expect(tenant["page_views_last_minute"] == 1)
+                #expect(tenant["avg_duration"] == .null)
+                #expect(tenant["top_pages"] == [["page": "/t", "views": 1]])
+            }
+            // An append-only token may not read; a wrong token is refused.
+            let appendToken = try await client.execute(
+                uri: "/v0/tokens",
+                method: .post,
+                headers: adminAuth,
+                body: ByteBuffer(text: #"{"name": "writer", "scopes": ["append"]}"#)
+            ) { response in
+                guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token") }
+                return token
+            }
+            try await client.execute(uri: "/api/realtime/stats", method: .get, headers: bearer(appendToken)) { #expect($0.status == .forbidden) }
+            try await client.execute(uri: "/api/realtime/stats?token=ak_nope", method: .get) { #expect($0.status == .unauthorized) }
+
+            // The dashboard is one HTML page; the WebSocket path explains itself to plain HTTP.
+            for path in ["/api/realtime/", "/api/realtime"] {
+                try await client.execute(uri: path, method: .get) { response in
+                    #expect(response.status == .ok)
+                    #expect(response.headers[.contentType] == "text/html; charset=utf-8")
+                    let page = String(buffer: response.body)
+                    #expect(page.contains("/api/realtime/ws"))
+                    #expect(!page.contains("http://") || page.contains("http://www.w3.org/2000/svg"))
+                    #expect(!page.contains("https://"))
+                }
+            }
+            try await client.execute(uri: "/api/realtime/ws", method: .get) { #expect($0.status == .upgradeRequired) }
+        }
+        try await withTestApp(["REALTIME_ANONYMOUS": "false"]) { client, _ in
+            try await client.execute(uri: "/api/realtime/stats", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/api/realtime/stats", method: .get, headers: adminAuth) { #expect($0.status == .ok) }
+        }
+    }
+
+    @Test("retention takes deleted events off the totals")
+    func totalsFollowRetention() async throws {
+        try await withTestApp { client, pool in
+            try await ingest(
+                client,
+                "user_events",
+                [
+                    #"{"event_type": "page_view", "page": "/old", "timestamp": "\#(ago(40 * 86_400))"}"#,
+                    #"{"event_type": "page_view", "page": "/old", "tenant_id": "t", "timestamp": "\#(ago(40 * 86_400))"}"#,
+                    #"{"event_type": "page_view", "page": "/new", "timestamp": "\#(ago(60))"}"#,
+                ]
+            )
+            try await client.execute(uri: "/api/realtime/stats", method: .get) { response in
+                let body = try response.json()
+                #expect(body["total_events"] == 3)
+            }
+            let report = try await DataRetention(pool: pool, eventDays: 30, quarantineDays: nil, logger: TestDatabase.logger).runOnce()
+            #expect(report.events == 2)
+            try await client.execute(uri: "/api/realtime/stats", method: .get) { response in
+                let body = try response.json()
+                #expect(body["total_events"] == 1)
+            }
+            let rows = try await pool.query("SELECT count(*)::bigint FROM event_counts")[0].decode(Int.self, at: 0)
+            #expect(rows == 1)
+        }
+    }
+
+    @Test("the WebSocket streams committed events with filters, greets with stats and recent events, answers ping")
+    func stream() async throws {
+        try await withTestApp(["PORT": "0"], testingSetup: .live) { client, _ in
+            try await postBatch(client, [pageView("/before", session: "s0")])
+            try await client.ws("/api/realtime/ws?event_type=click") { inbound, outbound, _ in
+                let socket = SocketReader(inbound, outbound)
+                try await postBatch(
+                    client,
+                    [
+                        pageView("/pricing", session: "s1"),
+                        pageView("/pricing", session: "s1", type: "click"),
+                        pageView("/other", session: "s1", type: "click", extra: #", "tenant_id": "t9""#),
+                    ]
+                )
+                try await outbound.write(.text("ping"))
+                let messages = try await socket.receive { messages in
+                    liveEvents(messages).count == 2 && messages.contains { $0["type"] == "pong" }
+                }
+                #expect(messages.first?["type"] == "stats")
+                let events = liveEvents(messages)
+                #expect(events.map { $0["page"] } == ["/pricing", "/other"])
+                #expect(events.allSatisfy { $0["event_type"] == "click" && $0["id"] != nil && $0["user_id"] == .null })
+                #expect(messages.contains { $0["type"] == "pong" })
+                // The greeting's recent events are filtered too: /before is a page view.
+                #expect(!messages.contains { $0["recent"] == true })
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            // A new client is greeted with the latest events, oldest first; a tenant token sees only its tenant.
+            try await client.ws("/api/realtime/ws") { inbound, outbound, _ in
+                let socket = SocketReader(inbound, outbound)
+                let messages = try await socket.receive { $0.filter { $0["recent"] == true }.count == 4 }
+                let pages = messages.filter { $0["recent"] == true }.compactMap { message -> JSONValue? in
+                    guard case .object(let event)? = message["event"] else { return nil }
+                    return event["page"]
+                }
+                #expect(pages == ["/before", "/pricing", "/pricing", "/other"])
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            let tenantToken = try await client.execute(
+                uri: "/v0/tokens",
+                method: .post,
+                headers: adminAuth,
+                body: ByteBuffer(text: #"{"name": "t9 reader", "scopes": ["read"], "tenant_id": "t9"}"#)
+            ) { response in
+                guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token") }
+                return token
+            }
+            try await client.ws("/api/realtime/ws?token=\(tenantToken)") { inbound, outbound, _ in
+                let socket = SocketReader(inbound, outbound)
+                try await postBatch(client, [pageView("/not-mine", session: "x"), pageView("/mine", session: "y", extra: #", "tenant_id": "t9""#)])
+                let messages = try await socket.receive { liveEvents($0).count == 1 && $0.contains { $0["type"] == "stats" } }
+                #expect(liveEvents(messages).map { $0["page"] } == ["/mine"])
+                #expect(messages.filter { $0["recent"] == true }.count == 1)
+                let stats = messages.first { $0["type"] == "stats" }
+                #expect(stats?["total_events"] == 1 || stats?["total_events"] == 2)
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            // Without a valid credential when one is given, no upgrade.
+            await #expect(throws: (any Error).self) {
+                try await client.ws("/api/realtime/ws?token=ak_wrong") { _, _, _ in }
+            }
+        }
+    }
+
+    @Test("two servers on one database deliver each other's events, each exactly once")
+    func twoServers() async throws {
+        try await withTwoLiveApps { one, two in
+            try await one.ws("/api/realtime/ws") { inboundOne, outboundOne, _ in
+                let socketOne = SocketReader(inboundOne, outboundOne)
+                try await two.ws("/api/realtime/ws") { inboundTwo, outboundTwo, _ in
+                    let socketTwo = SocketReader(inboundTwo, outboundTwo)
+                    // Let each server's first stats arrive, so both are subscribed before anything is stored.
+                    _ = try await socketOne.receive { $0.contains { $0["type"] == "stats" } }
+                    _ = try await socketTwo.receive { $0.contains { $0["type"] == "stats" } }
+                    try await postBatch(two, [pageView("/via-two", session: "a"), pageView("/via-two-b", session: "a")])
+                    try await postBatch(one, [pageView("/via-one", session: "b")])
+                    let seenByOne = try await socketOne.receive(timeout: .seconds(10)) { liveEvents($0).count >= 3 }
+                    let seenByTwo = try await socketTwo.receive(timeout: .seconds(10)) { liveEvents($0).count >= 3 }
+                    let expected: Set<JSONValue> = ["/via-two", "/via-two-b", "/via-one"]
+                    #expect(Set(liveEvents(seenByOne).map { $0["page"]! }) == expected)
+                    #expect(Set(liveEvents(seenByTwo).map { $0["page"]! }) == expected)
+                    // Nothing twice: wait a moment for stray duplicates.
+                    try await postBatch(one, [pageView("/marker", session: "c")])
+                    let restOne = try await socketOne.receive(timeout: .seconds(10)) { liveEvents($0).contains { $0["page"] == "/marker" } }
+                    let restTwo = try await socketTwo.receive(timeout: .seconds(10)) { liveEvents($0).contains { $0["page"] == "/marker" } }
+                    #expect(liveEvents(restOne).map { $0["page"] } == ["/marker"])
+                    #expect(liveEvents(restTwo).map { $0["page"] } == ["/marker"])
+                    try await outboundTwo.close(.normalClosure, reason: nil)
+                }
+                try await outboundOne.close(.normalClosure, reason: nil)
+            }
+        }
+    }
+}
