@@ -310,6 +310,9 @@ public struct EmbeddedPostgres: Sendable {
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
             posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
             posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
+            // Nor any other descriptor of ours: sockets of a server in this process (NIO's are not close-on-exec)
+            // would stay open in PostgreSQL's processes, so closing a connection here would never reach its peer.
+            markCloseOnExec()
             let argv = ([executable] + arguments).map { strdup($0) } + [nil]
             defer { argv.forEach { free($0) } }
             var pid = pid_t()
@@ -339,6 +342,16 @@ public struct EmbeddedPostgres: Sendable {
         // WIFEXITED / WEXITSTATUS by hand: the macros are not imported.
         let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return (exitStatus, String(decoding: output, as: UTF8.self))
+    }
+}
+
+/// Marks every open descriptor above 2 close-on-exec (listed from /proc/self/fd where there is one).
+private func markCloseOnExec() {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+    for name in names {
+        guard let descriptor = Int32(name), descriptor > 2 else { continue }
+        let flags = fcntl(descriptor, F_GETFD)
+        if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
     }
 }
 

@@ -1,5 +1,8 @@
 import EmbeddedPostgres
 import Foundation
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -39,6 +42,28 @@ final class SocketReader: @unchecked Sendable {
             if done(messages) { break }
         }
         return messages
+    }
+
+    /// Counts live event messages, without decoding them, until `expected` arrived (or `timeout` passes); also
+    /// returns the drops the server reported.
+    func countEvents(_ expected: Int, timeout: Duration) async throws -> (events: Int, dropped: Int) {
+        let outbound = outbound
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            try await outbound.close(.normalClosure, reason: "test timeout")
+        }
+        defer { timer.cancel() }
+        var events = 0
+        var dropped = 0
+        while events < expected, let message = try await iterator.next() {
+            guard case .text(var text) = message else { continue }
+            if text.hasPrefix(#"{"dropped":"#) {
+                dropped += Int(text.dropFirst(11).prefix { $0.isNumber }) ?? 0
+                text = "{" + text.drop { $0 != "," }.dropFirst()
+            }
+            if text.hasPrefix(#"{"type":"event","event""#) { events += 1 }
+        }
+        return (events, dropped)
     }
 
     func close() async throws { try await outbound.close(.normalClosure, reason: nil) }
@@ -302,4 +327,153 @@ struct RealtimeTests {
             }
         }
     }
+
+    @Test("a client that stops reading gets messages dropped and counted; ingest and other clients do not wait for it")
+    func slowClient() async throws {
+        let batches = 40
+        let perBatch = 500
+        @Sendable func ingestAll(_ client: any TestClientProtocol, tag: String) async throws -> Duration {
+            let start = ContinuousClock.now
+            for batch in 0..<batches {
+                try await postBatch(client, (0..<perBatch).map { pageView("/\(tag)/\(batch)/\($0)", session: "s\(batch)") })
+            }
+            return ContinuousClock.now - start
+        }
+        try await withTestApp(["PORT": "0", "REALTIME_CLIENT_QUEUE": "5000"], testingSetup: .live) { client, _ in
+            let port = try #require(client.port)
+            let baseline = try await ingestAll(client, tag: "warm-up")
+            let stalled = try StalledSocket(port: port, path: "/api/realtime/ws")
+            try await client.ws("/api/realtime/ws") { inbound, outbound, _ in
+                let socket = SocketReader(inbound, outbound)
+                _ = try await socket.receive { $0.contains { $0["type"] == "stats" } }
+                async let received = socket.countEvents(batches * perBatch, timeout: .seconds(60))
+                let withStalled = try await ingestAll(client, tag: "measured")
+                // The reading client got every event, none dropped.
+                let (events, dropped) = try await received
+                #expect(events == batches * perBatch)
+                #expect(dropped == 0)
+                TestDatabase.logger.notice(
+                    "ingest of \(batches * perBatch) events: \(baseline) without clients, \(withStalled) with a stalled and a reading client"
+                )
+                try await socket.close()
+            }
+            // The stalled client, reading at last, learns how many messages it missed.
+            let dropped = try stalled.readUntilDropped(timeout: .seconds(30))
+            #expect(dropped > 0)
+            #expect(dropped < batches * perBatch)
+        }
+    }
+
+    @Test("after the database restarts, each server listens again and delivers the other's events")
+    func databaseRestart() async throws {
+        let directory = "/tmp/analytics-api-tests/realtime-restart-\(getpid())"
+        let embedded = EmbeddedPostgres(options: .init(directory: directory, durable: false), logger: TestDatabase.logger)
+        let database = try await embedded.start()
+        defer {
+            try? embedded.stop()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        try await withTwoLiveApps(database: database) { one, two in
+            try await one.ws("/api/realtime/ws") { inbound, outbound, _ in
+                let socket = SocketReader(inbound, outbound)
+                _ = try await socket.receive { $0.contains { $0["type"] == "stats" } }
+                try await postBatch(two, [pageView("/before-restart", session: "a")])
+                let before = try await socket.receive { liveEvents($0).count == 1 }
+                #expect(liveEvents(before).map { $0["page"] } == ["/before-restart"])
+
+                try embedded.stop()
+                _ = try await embedded.start()
+                // Server two's pool reconnects on its next requests (503 meanwhile) and server one's listener on its
+                // own, with backoff; events stored before it listens again are not streamed. So store one event every
+                // half second until server one streams one of them.
+                let port = try #require(two.port)
+                let sender = Task {
+                    for attempt in 0..<60 {
+                        _ = try? await post(port: port, "/api/events/", pageView("/after-restart-\(attempt)", session: "b"))
+                        try await Task.sleep(for: .milliseconds(500))
+                    }
+                }
+                defer { sender.cancel() }
+                let after = try await socket.receive(timeout: .seconds(30)) { !liveEvents($0).isEmpty }
+                sender.cancel()
+                let page = liveEvents(after).first?["page"]
+                #expect(page.map { if case .string(let text) = $0 { text.hasPrefix("/after-restart-") } else { false } } == true)
+                try await socket.close()
+            }
+        }
+    }
 }
+
+/// POSTs JSON over a new connection and returns the status.
+func post(port: Int, _ path: String, _ body: String) async throws -> Int {
+    var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+    request.httpMethod = "POST"
+    request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+    // Not kept alive: an idle connection would hold up the test server's shutdown.
+    request.setValue("close", forHTTPHeaderField: "Connection")
+    request.httpBody = Data(body.utf8)
+    let (_, response) = try await URLSession.shared.data(for: request)
+    return (response as? HTTPURLResponse)?.statusCode ?? 0
+}
+
+/// A WebSocket client that completes the handshake and then reads nothing until asked to, with a small receive
+/// buffer, so the server's writes to it back up at once.
+final class StalledSocket: Sendable {
+    let descriptor: Int32
+
+    init(port: Int, path: String) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestFailure("socket() failed") }
+        var size: Int32 = 4096
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw TestFailure("connect() failed") }
+        let request =
+            "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        _ = request.withCString { send(descriptor, $0, strlen($0), 0) }
+    }
+
+    deinit { close(descriptor) }
+
+    /// Reads what the server sends until a message reports drops; returns the count.
+    func readUntilDropped(timeout: Duration) throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        let marker = Array(#"{"dropped":"#.utf8)
+        while ContinuousClock.now < deadline {
+            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 500) > 0 else { continue }
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            guard count > 0 else { break }
+            received += buffer[0..<count]
+            // Keep only a tail, enough to hold the marker and its number.
+            if let start = Self.find(marker, in: received) {
+                let digits = received[(start + marker.count)...].prefix { (48...57).contains($0) }
+                if digits.count < received.count - start - marker.count, let value = Int(String(decoding: digits, as: UTF8.self)) {
+                    return value
+                }
+            } else if received.count > 1 << 20 {
+                received.removeFirst(received.count - 64)
+            }
+        }
+        throw TestFailure("no message reported dropped messages")
+    }
+
+    private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        for index in 0...(haystack.count - needle.count) where haystack[index] == needle[0] {
+            if Array(haystack[index..<index + needle.count]) == needle { return index }
+        }
+        return nil
+    }
+}
+
+

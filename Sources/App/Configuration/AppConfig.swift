@@ -133,7 +133,7 @@ public struct AppConfig: Sendable {
         let quarantineRetention = reader.integer("QUARANTINE_RETENTION_DAYS", default: 30, range: 0...36_500)
         quarantineRetentionDays = quarantineRetention > 0 ? quarantineRetention : nil
         realtimeAnonymous = reader.boolean("REALTIME_ANONYMOUS", default: true)
-        realtimeClientQueue = reader.integer("REALTIME_CLIENT_QUEUE", default: 1000, range: 1...1_000_000)
+        realtimeClientQueue = reader.integer("REALTIME_CLIENT_QUEUE", default: 10_000, range: 1...1_000_000)
         if let pipesDirectory, !FileManager.default.fileExists(atPath: pipesDirectory) {
             reader.problems.append("PIPES_DIR \"\(pipesDirectory)\" does not exist")
         }
