@@ -75,6 +75,7 @@ let package = Package(
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            resources: [.copy("Realtime/dashboard.html")],
             swiftSettings: swiftSettings
         ),
         // The schema: numbered SQL files in migrations/sql, shipped with the binary and applied in order.
@@ -97,6 +98,17 @@ let package = Package(
                 "App",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // bench/realtime's WebSocket clients: how late committed events reach 50 dashboards.
+        .executableTarget(
+            name: "realtime-bench",
+            dependencies: [
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "bench/RealtimeBench",
             swiftSettings: swiftSettings
         ),
         // Test helpers: the test server (TEST_DATABASE_URL or an embedded cluster) and a database per suite.

@@ -39,7 +39,11 @@ public func buildApplication(_ config: AppConfig, logger: Logger) async throws -
         users: UserDirectory(pool: database.pool, bcryptCost: config.bcryptCost),
         adminToken: config.adminToken
     )
-    let realtime = RealtimeController(hub: hub, access: RealtimeAccess(authenticator: authenticator, allowAnonymous: config.realtimeAnonymous))
+    let realtime = RealtimeController(
+        hub: hub,
+        access: RealtimeAccess(authenticator: authenticator, allowAnonymous: config.realtimeAnonymous),
+        dashboardHTML: try RealtimeDashboard.load()
+    )
     let router = buildRouter(config: config, database: database, writer: writer, authenticator: authenticator, catalog: catalog, realtime: realtime)
     // WebSocket upgrades are routed separately; every other request goes to `router`.
     let socketRouter = Router(context: RealtimeSocketContext.self)

@@ -1,8 +1,5 @@
 import EmbeddedPostgres
 import Foundation
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -15,6 +12,10 @@ import PostgresTestSupport
 import Testing
 
 @testable import App
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// Reads a WebSocket's JSON messages: one per socket, since a socket's messages can be iterated only once.
 /// Used by one task at a time (the handler that made it, or one nested in it), hence unchecked.
@@ -475,5 +476,3 @@ final class StalledSocket: Sendable {
         return nil
     }
 }
-
-

@@ -58,12 +58,18 @@ public struct RealtimeSocketContext: RequestContext, WebSocketRequestContext {
 struct RealtimeController {
     let hub: RealtimeHub
     let access: RealtimeAccess
+    /// `RealtimeDashboard`'s page.
+    let dashboardHTML: String
 
     func addRoutes(to router: Router<AppRequestContext>) {
         router.get("/api/realtime", use: dashboard)
         router.get("/api/realtime/stats", use: stats)
         router.get("/api/realtime/ws") { _, _ -> Response in
-            throw APIError(.upgradeRequired, "This is a WebSocket endpoint: connect with ws:// (Upgrade: websocket)", headers: [.upgrade: "websocket"])
+            throw APIError(
+                .upgradeRequired,
+                "This is a WebSocket endpoint: connect with ws:// (Upgrade: websocket)",
+                headers: [.upgrade: "websocket"]
+            )
         }
     }
 
@@ -80,7 +86,7 @@ struct RealtimeController {
         Response(
             status: .ok,
             headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-            body: .init(byteBuffer: ByteBuffer(string: RealtimeDashboard.html))
+            body: .init(byteBuffer: ByteBuffer(string: dashboardHTML))
         )
     }
 

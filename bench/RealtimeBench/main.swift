@@ -1,0 +1,119 @@
+// realtime-bench: opens N WebSocket clients on /api/realtime/ws, reads for a while, and reports how late events
+// arrived: the time each event message is read minus its `received_at` (the server's clock when the request that
+// carried it arrived, so the figure includes the commit). Same machine, same clock. Used by bench/realtime.
+//
+//     realtime-bench <ws-url> <clients> <seconds> <output.json>
+import Foundation
+import HummingbirdWSClient
+import Logging
+import NIOWebSocket
+import Synchronization
+
+let arguments = CommandLine.arguments
+guard arguments.count == 5, let clients = Int(arguments[2]), let seconds = Double(arguments[3]) else {
+    FileHandle.standardError.write(Data("usage: realtime-bench <ws-url> <clients> <seconds> <output.json>\n".utf8))
+    exit(2)
+}
+let url = arguments[1]
+let output = arguments[4]
+
+/// Latencies in buckets of 0.1 ms up to 10 s, plus the counts.
+struct Tally: Sendable {
+    var buckets = [Int](repeating: 0, count: 100_001)
+    var events = 0
+    var dropped = 0
+    var connected = 0
+
+    mutating func add(_ other: Tally) {
+        for index in buckets.indices { buckets[index] += other.buckets[index] }
+        events += other.events
+        dropped += other.dropped
+        connected += other.connected
+    }
+
+    func percentile(_ p: Double) -> Double {
+        let target = Int((Double(events) * p).rounded(.up))
+        var seen = 0
+        for (index, count) in buckets.enumerated() {
+            seen += count
+            if seen >= max(target, 1) { return Double(index) / 10 }
+        }
+        return 10_000
+    }
+}
+
+enum Messages {
+    static let marker = Array(#""received_at":""#.utf8)
+    static let droppedPrefix = Array(#"{"dropped":"#.utf8)
+
+    /// Seconds since UTC midnight of an ISO time `"2026-11-27T20:15:03.123Z…"` (parsed by hand: Foundation is too slow here).
+    static func secondsOfDay(_ bytes: ArraySlice<UInt8>) -> Double? {
+        func number(_ offset: Int, _ length: Int) -> Int? {
+            var value = 0
+            for byte in bytes.dropFirst(offset).prefix(length) {
+                guard (48...57).contains(byte) else { return nil }
+                value = value * 10 + Int(byte - 48)
+            }
+            return value
+        }
+        guard let hours = number(11, 2), let minutes = number(14, 2), let secs = number(17, 2) else { return nil }
+        var fraction = 0.0
+        if bytes.dropFirst(19).first == UInt8(ascii: "."), let millis = number(20, 3) { fraction = Double(millis) / 1000 }
+        return Double(hours * 3600 + minutes * 60 + secs) + fraction
+    }
+
+    static func read(_ text: String, into tally: inout Tally) {
+        let marker = Messages.marker
+        let droppedPrefix = Messages.droppedPrefix
+        let now = Date().timeIntervalSince1970.truncatingRemainder(dividingBy: 86_400)
+        let bytes = Array(text.utf8)
+        if bytes.starts(with: droppedPrefix) {
+            tally.dropped += Int(String(decoding: bytes.dropFirst(droppedPrefix.count).prefix { (48...57).contains($0) }, as: UTF8.self)) ?? 0
+        }
+        guard text.contains(#""type":"event""#) else { return }
+        guard let start = bytes.firstRange(of: marker)?.upperBound, let sent = secondsOfDay(bytes[start...]) else { return }
+        var latency = now - sent
+        if latency < -43_200 { latency += 86_400 }
+        tally.events += 1
+        tally.buckets[min(100_000, max(0, Int(latency * 10_000)))] += 1
+    }
+}
+
+let total = Mutex(Tally())
+let logger = Logger(label: "realtime-bench")
+await withTaskGroup(of: Void.self) { group in
+    for _ in 0..<clients {
+        group.addTask {
+            do {
+                try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 22), logger: logger) { inbound, outbound, _ in
+                    var tally = Tally()
+                    tally.connected = 1
+                    let deadline = Date().addingTimeInterval(seconds)
+                    let closer = Task {
+                        try await Task.sleep(for: .seconds(seconds))
+                        try await outbound.close(.normalClosure, reason: nil)
+                    }
+                    defer { closer.cancel() }
+                    do {
+                        for try await message in inbound.messages(maxSize: 1 << 22) {
+                            if case .text(let text) = message { Messages.read(text, into: &tally) }
+                            if Date() > deadline { break }
+                        }
+                    } catch {}
+                    let result = tally
+                    total.withLock { $0.add(result) }
+                }
+            } catch {
+                FileHandle.standardError.write(Data("client failed: \(error)\n".utf8))
+            }
+        }
+    }
+}
+
+let tally = total.withLock { $0 }
+let report: [String: Any] = [
+    "clients": tally.connected, "events": tally.events, "dropped": tally.dropped,
+    "p50_ms": tally.percentile(0.5), "p99_ms": tally.percentile(0.99), "max_ms": tally.percentile(1.0),
+]
+try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]).write(to: URL(fileURLWithPath: output))
+print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
