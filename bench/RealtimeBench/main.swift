@@ -6,6 +6,7 @@
 import Foundation
 import HummingbirdWSClient
 import Logging
+import NIOCore
 import NIOWebSocket
 import Synchronization
 
@@ -45,6 +46,7 @@ struct Tally: Sendable {
 enum Messages {
     static let marker = Array(#""received_at":""#.utf8)
     static let droppedPrefix = Array(#"{"dropped":"#.utf8)
+    static let eventPrefix = Array(#"{"type":"event""#.utf8)
 
     /// Seconds since UTC midnight of an ISO time `"2026-11-27T20:15:03.123Z…"` (parsed by hand: Foundation is too slow here).
     static func secondsOfDay(_ bytes: ArraySlice<UInt8>) -> Double? {
@@ -62,20 +64,32 @@ enum Messages {
         return Double(hours * 3600 + minutes * 60 + secs) + fraction
     }
 
-    static func read(_ text: String, into tally: inout Tally) {
-        let marker = Messages.marker
-        let droppedPrefix = Messages.droppedPrefix
+    /// Reads one message's bytes (the frames' bytes, not a String: decoding every message would slow the clients).
+    static func read(_ bytes: UnsafeRawBufferPointer, into tally: inout Tally) {
         let now = Date().timeIntervalSince1970.truncatingRemainder(dividingBy: 86_400)
-        let bytes = Array(text.utf8)
-        if bytes.starts(with: droppedPrefix) {
-            tally.dropped += Int(String(decoding: bytes.dropFirst(droppedPrefix.count).prefix { (48...57).contains($0) }, as: UTF8.self)) ?? 0
+        var body = bytes[...]
+        if body.starts(with: droppedPrefix) {
+            let digits = body.dropFirst(droppedPrefix.count).prefix { (48...57).contains($0) }
+            tally.dropped += Int(String(decoding: digits, as: UTF8.self)) ?? 0
+            body = body.dropFirst(droppedPrefix.count + digits.count + 1)
         }
-        guard text.contains(#""type":"event""#) else { return }
-        guard let start = bytes.firstRange(of: marker)?.upperBound, let sent = secondsOfDay(bytes[start...]) else { return }
+        guard body.starts(with: eventPrefix) || body.starts(with: eventPrefix.dropFirst()) else { return }
+        guard let start = find(marker, in: body), let sent = secondsOfDay(Array(body[start...].prefix(24))[...]) else { return }
         var latency = now - sent
         if latency < -43_200 { latency += 86_400 }
         tally.events += 1
         tally.buckets[min(100_000, max(0, Int(latency * 10_000)))] += 1
+    }
+
+    /// The index just past `needle` in `haystack`.
+    static func find(_ needle: [UInt8], in haystack: Slice<UnsafeRawBufferPointer>) -> Int? {
+        guard let first = needle.first, haystack.count >= needle.count else { return nil }
+        var index = haystack.startIndex
+        while index <= haystack.endIndex - needle.count {
+            if haystack[index] == first, haystack[index..<index + needle.count].elementsEqual(needle) { return index + needle.count }
+            index += 1
+        }
+        return nil
     }
 }
 
@@ -95,8 +109,9 @@ await withTaskGroup(of: Void.self) { group in
                     }
                     defer { closer.cancel() }
                     do {
-                        for try await message in inbound.messages(maxSize: 1 << 22) {
-                            if case .text(let text) = message { Messages.read(text, into: &tally) }
+                        // Frames rather than messages: every message here fits one frame.
+                        for try await frame in inbound where frame.opcode == .text {
+                            frame.data.withUnsafeReadableBytes { Messages.read($0, into: &tally) }
                             if Date() > deadline { break }
                         }
                     } catch {}

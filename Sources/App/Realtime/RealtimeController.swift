@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
 import NIOCore
+import NIOWebSocket
 
 /// Who may watch the realtime stream: the holder of a token with read access (its workspace, and its tenant when it
 /// has one), a logged-in user (the default workspace), or anyone when `REALTIME_ANONYMOUS` is on (the default
@@ -109,7 +110,7 @@ struct RealtimeController {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 while let messages = await subscriber.next() {
-                    for message in messages { try await outbound.write(.text(message)) }
+                    for message in messages { try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: message))) }
                 }
             }
             for try await message in inbound.messages(maxSize: 64 * 1024) {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import Postgres
 import ServiceLifecycle
 import Synchronization
@@ -130,11 +131,12 @@ public final class RealtimeHub: Service, Sendable {
             return Array(state.subscribers.values)
         }
         guard !subscribers.isEmpty else { return }
+        // Each event is encoded once, into one buffer that every matching subscriber shares.
         let encoder = JSONEncoder.api
         for event in events {
-            var message: String?
+            var message: ByteBuffer?
             for subscriber in subscribers where subscriber.filter.matches(event.record) {
-                if message == nil { message = Self.eventMessage(event, encoder: encoder) }
+                if message == nil { message = Self.eventMessage(event, encoder: encoder).map { ByteBuffer(string: $0) } }
                 if let message { subscriber.offer(message) }
             }
         }
@@ -269,10 +271,12 @@ public final class RealtimeHub: Service, Sendable {
                 logger.warning("realtime: could not read event totals", metadata: ["error": "\(String(reflecting: error))"])
                 continue
             }
-            var messages: [ScopeKey: String] = [:]
+            var messages: [ScopeKey: ByteBuffer] = [:]
             for subscriber in subscribers {
                 let key = ScopeKey(workspaceID: subscriber.filter.scope.workspaceID, tenantID: subscriber.filter.scope.tenantID)
-                if messages[key] == nil { messages[key] = Self.statsMessage(window(for: key, totalEvents: totals[key] ?? 0)) }
+                if messages[key] == nil {
+                    messages[key] = Self.statsMessage(window(for: key, totalEvents: totals[key] ?? 0)).map { ByteBuffer(string: $0) }
+                }
                 if let message = messages[key] { subscriber.offer(message) }
             }
         }

@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// What a WebSocket client asked to see: its scope (from its token, or the default workspace when anonymous) and
@@ -26,7 +27,7 @@ public struct RealtimeFilter: Sendable, Equatable {
 /// client receives carries `"dropped": n`, so a slow client knows what it missed and never slows anyone else down.
 public final class RealtimeSubscriber: Sendable {
     struct State {
-        var messages: [String] = []
+        var messages: [ByteBuffer] = []
         var dropped = 0
         var closed = false
     }
@@ -48,7 +49,7 @@ public final class RealtimeSubscriber: Sendable {
     /// Queues a message unless the queue is full (then counts it as dropped); `force` queues it regardless (for the
     /// few replies to the client's own requests). Returns whether it was queued.
     @discardableResult
-    func offer(_ message: String, force: Bool = false) -> Bool {
+    func offer(_ message: ByteBuffer, force: Bool = false) -> Bool {
         let queued = state.withLock { state -> Bool in
             guard !state.closed else { return false }
             guard force || state.messages.count < capacity else {
@@ -65,18 +66,24 @@ public final class RealtimeSubscriber: Sendable {
     /// Messages dropped so far and not yet reported.
     var pendingDrops: Int { state.withLock { $0.dropped } }
 
+    /// Queues a text message (replies to the client's own messages, greetings).
+    @discardableResult
+    func offer(_ message: String, force: Bool = false) -> Bool { offer(ByteBuffer(string: message), force: force) }
+
     /// Waits for queued messages and takes them all; nil once closed. The first message reports drops since the last
-    /// take.
-    public func next() async -> [String]? {
+    /// take. Messages are UTF-8 JSON objects, shared between subscribers (a `ByteBuffer` is copied only on write).
+    public func next() async -> [ByteBuffer]? {
         var iterator = doorbell.makeAsyncIterator()
         while true {
-            let taken = state.withLock { state -> [String]?? in
+            let taken = state.withLock { state -> [ByteBuffer]?? in
                 if state.closed { return .some(nil) }
                 guard !state.messages.isEmpty else { return nil }
                 var messages = state.messages
                 state.messages = []
-                if state.dropped > 0, let first = messages.first, first.hasPrefix("{") {
-                    messages[0] = "{\"dropped\":\(state.dropped)," + first.dropFirst()
+                if state.dropped > 0, var first = messages.first, first.readInteger(as: UInt8.self) == UInt8(ascii: "{") {
+                    var reported = ByteBuffer(string: "{\"dropped\":\(state.dropped),")
+                    reported.writeBuffer(&first)
+                    messages[0] = reported
                     state.dropped = 0
                 }
                 return .some(messages)
