@@ -123,6 +123,37 @@ func withTwoLiveApps(
 
 @Suite("Realtime: stats, WebSocket stream, fan-out across servers, slow clients, database restarts")
 struct RealtimeTests {
+    @Test("notices: id ranges round-trip and split under PostgreSQL's payload limit")
+    func notices() {
+        let ids = Array(1...5) + [9] + Array(20...30)
+        let payloads = RealtimeNotice.payloads(instance: "abc", ids: ids.shuffled())
+        #expect(payloads == ["abc;1-5,9,20-30"])
+        let notice = RealtimeNotice(payload: payloads[0])
+        #expect(notice?.instance == "abc")
+        #expect(notice?.ids == ids)
+        let scattered = Array(stride(from: 0, to: 40_000, by: 2))
+        let many = RealtimeNotice.payloads(instance: "abc", ids: scattered)
+        #expect(many.count > 1)
+        #expect(many.allSatisfy { $0.utf8.count <= RealtimeNotice.maxPayloadBytes })
+        #expect(many.flatMap { RealtimeNotice(payload: $0)?.ids ?? [] } == scattered)
+        #expect(RealtimeNotice(payload: "garbage") == nil)
+        #expect(RealtimeNotice(payload: "abc;9-1") == nil)
+    }
+
+    @Test("a client's queue is bounded, drops are reported with its next message, forced replies are bounded too")
+    func subscriberQueue() async {
+        let subscriber = RealtimeSubscriber(id: 1, filter: RealtimeFilter(scope: DataScope(workspaceID: 1)), capacity: 2)
+        #expect(subscriber.offer(#"{"n":1}"#))
+        #expect(subscriber.offer(#"{"n":2}"#))
+        #expect(!subscriber.offer(#"{"n":3}"#))
+        let first = await subscriber.next()?.map { String(buffer: $0) }
+        #expect(first == [#"{"dropped":1,"n":1}"#, #"{"n":2}"#])
+        for _ in 0..<(2 + RealtimeSubscriber.forcedAllowance) { subscriber.offer("{}", force: true) }
+        #expect(!subscriber.offer("{}", force: true))
+        subscriber.close()
+        #expect(await subscriber.next() == nil)
+    }
+
     @Test("stats: hand-counted windows, totals, bots left out, tenants, anonymous access and its setting")
     func stats() async throws {
         try await withTestApp { client, _ in

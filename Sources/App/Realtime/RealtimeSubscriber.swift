@@ -32,6 +32,9 @@ public final class RealtimeSubscriber: Sendable {
         var closed = false
     }
 
+    /// How far forced messages may go past the capacity.
+    static let forcedAllowance = 1_000
+
     let id: Int
     public let filter: RealtimeFilter
     let capacity: Int
@@ -46,13 +49,16 @@ public final class RealtimeSubscriber: Sendable {
         (doorbell, ring) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Queues a message unless the queue is full (then counts it as dropped); `force` queues it regardless (for the
-    /// few replies to the client's own requests). Returns whether it was queued.
+    /// Queues a message unless the queue is full (then counts it as dropped); `force` lets it past a full queue by up
+    /// to `forcedAllowance` messages (for the greeting and the replies to the client's own requests). Returns whether
+    /// it was queued.
     @discardableResult
     func offer(_ message: ByteBuffer, force: Bool = false) -> Bool {
         let queued = state.withLock { state -> Bool in
             guard !state.closed else { return false }
-            guard force || state.messages.count < capacity else {
+            // Forced messages (greetings, pongs) may go past the capacity, but not without bound: a client that
+            // sends pings without reading must not grow its queue for ever.
+            guard state.messages.count < capacity + (force ? Self.forcedAllowance : 0) else {
                 state.dropped += 1
                 return false
             }
