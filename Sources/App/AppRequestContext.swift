@@ -24,7 +24,7 @@ extension ClientAddressContext {
 
 /// The request context used by every route: Hummingbird's core context, the client's address, and who the
 /// request comes from when it carries a credential (see `AuthenticationMiddleware` and `AuthenticatedContext`).
-public struct AppRequestContext: RequestContext, RemoteAddressRequestContext, ClientAddressContext {
+public struct AppRequestContext: IdentifiedRequestContext, RemoteAddressRequestContext, ClientAddressContext {
     public var coreContext: CoreRequestContextStorage
     /// The peer of the connection (a proxy, when there is one in front).
     public let remoteAddress: SocketAddress?

@@ -47,6 +47,7 @@ public func buildApplication(_ config: AppConfig, logger: Logger) async throws -
     let router = buildRouter(config: config, database: database, writer: writer, authenticator: authenticator, catalog: catalog, realtime: realtime)
     // WebSocket upgrades are routed separately; every other request goes to `router`.
     let socketRouter = Router(context: RealtimeSocketContext.self)
+    socketRouter.add(middleware: AuthenticationMiddleware(authenticator: authenticator))
     realtime.addRoutes(to: socketRouter)
     return Application(
         router: router,

@@ -440,12 +440,7 @@ struct PipesTests {
                     #"{"session_id": "b1", "user_id": "ub", "tenant_id": "tenant_b", "event_type": "page_view", "created_at": "2023-07-15 15:30:00"}"#,
                 ]
             )
-            func token(_ body: String) async throws -> String {
-                try await client.execute(uri: "/v0/tokens", method: .post, headers: adminAuth, body: ByteBuffer(text: body)) { response in
-                    guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token") }
-                    return token
-                }
-            }
+            func token(_ body: String) async throws -> String { try await createToken(client, body) }
             let narrow = try await token(#"{"name": "one pipe", "scopes": ["read:get_active_sessions"]}"#)
             let tenantA = try await token(#"{"name": "tenant a", "scopes": ["read"], "tenant_id": "tenant_a"}"#)
             let all = data(try await pipe(client, "/v0/pipes/get_active_sessions.json?token=\(narrow)"))

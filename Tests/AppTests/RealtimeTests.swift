@@ -30,11 +30,7 @@ final class SocketReader: @unchecked Sendable {
 
     /// Reads messages until `done` says enough (or `timeout` passes, which closes the socket).
     func receive(timeout: Duration = .seconds(20), until done: ([[String: JSONValue]]) -> Bool) async throws -> [[String: JSONValue]] {
-        let outbound = outbound
-        let timer = Task {
-            try await Task.sleep(for: timeout)
-            try await outbound.close(.normalClosure, reason: "test timeout")
-        }
+        let timer = closeAfter(timeout)
         defer { timer.cancel() }
         var messages: [[String: JSONValue]] = []
         while let message = try await iterator.next() {
@@ -48,11 +44,7 @@ final class SocketReader: @unchecked Sendable {
     /// Counts live event messages, without decoding them, until `expected` arrived (or `timeout` passes); also
     /// returns the drops the server reported.
     func countEvents(_ expected: Int, timeout: Duration) async throws -> (events: Int, dropped: Int) {
-        let outbound = outbound
-        let timer = Task {
-            try await Task.sleep(for: timeout)
-            try await outbound.close(.normalClosure, reason: "test timeout")
-        }
+        let timer = closeAfter(timeout)
         defer { timer.cancel() }
         var events = 0
         var dropped = 0
@@ -68,6 +60,15 @@ final class SocketReader: @unchecked Sendable {
     }
 
     func close() async throws { try await outbound.close(.normalClosure, reason: nil) }
+
+    /// Closes the socket after `timeout`, which ends a read waiting for more, unless cancelled first.
+    private func closeAfter(_ timeout: Duration) -> Task<Void, any Error> {
+        let outbound = outbound
+        return Task {
+            try await Task.sleep(for: timeout)
+            try await outbound.close(.normalClosure, reason: "test timeout")
+        }
+    }
 }
 
 /// The `event` objects among `messages`, leaving out the greeting's recent events.
@@ -79,22 +80,14 @@ func liveEvents(_ messages: [[String: JSONValue]]) -> [[String: JSONValue]] {
 }
 
 /// Posts events to `/api/events/batch` and expects them all stored.
-func postBatch(_ client: any TestClientProtocol, _ events: [String], headers: HTTPFields = [:]) async throws {
+func postBatch(_ client: any TestClientProtocol, _ events: [String]) async throws {
     try await client.execute(
         uri: "/api/events/batch",
         method: .post,
-        headers: headers.merging([.contentType: "application/json"]),
+        headers: [.contentType: "application/json"],
         body: ByteBuffer(text: "[" + events.joined(separator: ",") + "]")
     ) { response in
         #expect(response.status == .created || response.status == .ok, "\(String(buffer: response.body))")
-    }
-}
-
-extension HTTPFields {
-    fileprivate func merging(_ other: HTTPFields) -> HTTPFields {
-        var fields = self
-        for field in other { fields.append(field) }
-        return fields
     }
 }
 
@@ -190,15 +183,7 @@ struct RealtimeTests {
             #expect(perSecond.reduce(0) { if case .int(let n) = $1 { $0 + n } else { $0 } } == 7)
 
             // A token of tenant t1 sees only its tenant.
-            let tenantToken = try await client.execute(
-                uri: "/v0/tokens",
-                method: .post,
-                headers: adminAuth,
-                body: ByteBuffer(text: #"{"name": "t1 reader", "scopes": ["read"], "tenant_id": "t1"}"#)
-            ) { response in
-                guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token") }
-                return token
-            }
+            let tenantToken = try await createToken(client, #"{"name": "t1 reader", "scopes": ["read"], "tenant_id": "t1"}"#)
             try await client.execute(uri: "/api/realtime/stats?token=\(tenantToken)", method: .get) { response in
                 let tenant = try response.json()
                 #expect(tenant["total_events"] == 1)
@@ -208,15 +193,7 @@ struct RealtimeTests {
                 #expect(tenant["top_pages"] == [["page": "/t", "views": 1]])
             }
             // An append-only token may not read; a wrong token is refused.
-            let appendToken = try await client.execute(
-                uri: "/v0/tokens",
-                method: .post,
-                headers: adminAuth,
-                body: ByteBuffer(text: #"{"name": "writer", "scopes": ["append"]}"#)
-            ) { response in
-                guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token") }
-                return token
-            }
+            let appendToken = try await createToken(client, #"{"name": "writer", "scopes": ["append"]}"#)
             try await client.execute(uri: "/api/realtime/stats", method: .get, headers: bearer(appendToken)) { #expect($0.status == .forbidden) }
             try await client.execute(uri: "/api/realtime/stats?token=ak_nope", method: .get) { #expect($0.status == .unauthorized) }
 
@@ -304,15 +281,7 @@ struct RealtimeTests {
                 #expect(pages == ["/before", "/pricing", "/pricing", "/other"])
                 try await outbound.close(.normalClosure, reason: nil)
             }
-            let tenantToken = try await client.execute(
-                uri: "/v0/tokens",
-                method: .post,
-                headers: adminAuth,
-                body: ByteBuffer(text: #"{"name": "t9 reader", "scopes": ["read"], "tenant_id": "t9"}"#)
-            ) { response in
-                guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token") }
-                return token
-            }
+            let tenantToken = try await createToken(client, #"{"name": "t9 reader", "scopes": ["read"], "tenant_id": "t9"}"#)
             try await client.ws("/api/realtime/ws?token=\(tenantToken)") { inbound, outbound, _ in
                 let socket = SocketReader(inbound, outbound)
                 try await postBatch(client, [pageView("/not-mine", session: "x"), pageView("/mine", session: "y", extra: #", "tenant_id": "t9""#)])

@@ -68,3 +68,12 @@ let adminAuth: HTTPFields = [.authorization: "Bearer \(testAdminToken)"]
 
 /// Headers that authenticate with a bearer token.
 func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
+
+/// Creates an API token through `POST /v0/tokens` (as the admin token unless `auth` says otherwise) and returns
+/// its secret.
+func createToken(_ client: any TestClientProtocol, _ body: String, auth: HTTPFields = adminAuth) async throws -> String {
+    try await client.execute(uri: "/v0/tokens", method: .post, headers: auth, body: ByteBuffer(text: body)) { response in
+        guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token: \(String(buffer: response.body))") }
+        return token
+    }
+}

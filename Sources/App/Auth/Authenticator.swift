@@ -79,11 +79,16 @@ public final class Authenticator: Sendable {
     }
 }
 
+/// A request context that carries the identity `AuthenticationMiddleware` resolved.
+public protocol IdentifiedRequestContext: RequestContext {
+    /// Who sent the request, when it carried a valid credential.
+    var identity: Identity? { get set }
+}
+
 /// Resolves the request's credential, when it has one, into `context.identity`. A credential that is not valid
 /// is refused with 401 on every route, even one that allows anonymous requests. Routes that need an identity
 /// are mounted on a group of `AuthenticatedContext`, which cannot be created without one.
-struct AuthenticationMiddleware: RouterMiddleware {
-    typealias Context = AppRequestContext
+struct AuthenticationMiddleware<Context: IdentifiedRequestContext>: RouterMiddleware {
     let authenticator: Authenticator
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

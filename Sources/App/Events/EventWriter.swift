@@ -168,12 +168,7 @@ public final class EventWriter: Service, Sendable {
             copyRows.reserveCapacity(rows.count)
             for (id, row) in zip(ids, rows) { copyRows.append([String(id)] + row.copyValues) }
             try await connection.copy(into: "events", columns: ["id"] + EventRecord.copyColumns, rows: copyRows)
-            try await count(rows, on: connection)
-            if let instanceID {
-                for payload in RealtimeNotice.payloads(instance: instanceID, ids: ids) {
-                    try await connection.notify(channel: RealtimeNotice.channel, payload: payload)
-                }
-            }
+            try await countAndAnnounce(rows, ids: ids, on: connection)
             var nextID = ids.makeIterator()
             return outcomes.map { outcome in
                 guard case .stored(let event) = outcome, let id = nextID.next() else { return outcome }
@@ -201,21 +196,27 @@ public final class EventWriter: Service, Sendable {
         }
     }
 
-    /// Adds the rows to `event_counts`, in key order so that concurrent batches lock the same rows in the same order.
-    private func count(_ rows: [EventRecord], on connection: PostgresConnection) async throws {
+    /// Adds the rows to `event_counts` (in key order, so that concurrent batches lock the same rows in the same
+    /// order) and, when the writer has an `instanceID`, announces their ids: one statement, one round trip.
+    private func countAndAnnounce(_ rows: [EventRecord], ids: [Int], on connection: PostgresConnection) async throws {
         var counts: [CountKey: Int] = [:]
         for row in rows {
             let day = Int((row.time.timeIntervalSince1970 / 86_400).rounded(.down))
             counts[CountKey(workspaceID: row.workspaceID, tenantID: row.tenantID ?? "", day: day), default: 0] += 1
         }
         let keys = counts.keys.sorted()
+        let notices = instanceID.map { RealtimeNotice.payloads(instance: $0, ids: ids) } ?? []
+        // A data-modifying WITH runs whether or not the SELECT reads it.
         try await connection.execute(
             """
-            INSERT INTO event_counts (workspace_id, tenant_id, day, events)
-            SELECT w, t, date '1970-01-01' + d::int, n
-            FROM unnest(\(keys.map(\.workspaceID)), \(keys.map(\.tenantID)), \(keys.map(\.day)), \(keys.map { counts[$0]! }))
-                AS u(w, t, d, n)
-            ON CONFLICT (workspace_id, tenant_id, day) DO UPDATE SET events = event_counts.events + EXCLUDED.events
+            WITH counted AS (
+                INSERT INTO event_counts (workspace_id, tenant_id, day, events)
+                SELECT w, t, date '1970-01-01' + d::int, n
+                FROM unnest(\(keys.map(\.workspaceID)), \(keys.map(\.tenantID)), \(keys.map(\.day)), \(keys.map { counts[$0]! }))
+                    AS u(w, t, d, n)
+                ON CONFLICT (workspace_id, tenant_id, day) DO UPDATE SET events = event_counts.events + EXCLUDED.events
+            )
+            SELECT pg_notify(\(RealtimeNotice.channel), payload) FROM unnest(\(notices)) AS payload
             """
         )
     }

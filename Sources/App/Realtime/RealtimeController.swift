@@ -25,9 +25,8 @@ struct RealtimeAccess: Sendable {
         return identity.dataScope
     }
 
-    /// The scope and filters of a WebSocket request (authenticated here: the WebSocket router has no middleware).
-    func filter(for request: Request) async throws -> RealtimeFilter {
-        let identity = try await Authenticator.credential(in: request).asyncMap { try await authenticator.identify($0) }
+    /// The scope and filters of a WebSocket request.
+    func filter(for request: Request, identity: Identity?) throws(APIError) -> RealtimeFilter {
         let query = request.uri.queryParameters
         return RealtimeFilter(
             scope: try scope(for: identity),
@@ -37,17 +36,12 @@ struct RealtimeAccess: Sendable {
     }
 }
 
-extension Optional {
-    fileprivate func asyncMap<Mapped>(_ transform: (Wrapped) async throws -> Mapped) async rethrows -> Mapped? {
-        guard let self else { return nil }
-        return try await transform(self)
-    }
-}
-
-/// The request context of WebSocket upgrades: the WebSocket router runs before the application's middleware.
-public struct RealtimeSocketContext: RequestContext, WebSocketRequestContext {
+/// The request context of WebSocket upgrades, which go through their own router (and its own
+/// `AuthenticationMiddleware`) before the application's.
+public struct RealtimeSocketContext: IdentifiedRequestContext, WebSocketRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<Self>
+    public var identity: Identity?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -75,11 +69,12 @@ struct RealtimeController {
     }
 
     func addRoutes(to router: Router<RealtimeSocketContext>) {
-        router.ws("/api/realtime/ws") { request, _ in
-            _ = try await access.filter(for: request)
+        router.ws("/api/realtime/ws") { request, context in
+            _ = try access.filter(for: request, identity: context.identity)
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
-            try await stream(inbound: inbound, outbound: outbound, request: context.request)
+            let filter = try access.filter(for: context.request, identity: context.requestContext.identity)
+            try await stream(inbound: inbound, outbound: outbound, filter: filter)
         }
     }
 
@@ -97,8 +92,7 @@ struct RealtimeController {
 
     /// Greets the client with its scope's stats and latest events, then forwards what the hub queues for it while
     /// answering its `ping`s.
-    func stream(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, request: Request) async throws {
-        let filter = try await access.filter(for: request)
+    func stream(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, filter: RealtimeFilter) async throws {
         let subscriber = hub.subscribe(filter)
         defer { hub.unsubscribe(subscriber) }
         if let stats = try? await hub.stats(for: filter.scope), let message = RealtimeHub.statsMessage(stats) {

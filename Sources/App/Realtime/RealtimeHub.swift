@@ -31,8 +31,6 @@ public final class RealtimeHub: Service, Sendable {
         var loadedIDs: Set<Int> = []
         /// Ids counted live while the start-up load ran.
         var liveIDsDuringLoad: Set<Int>? = nil
-        var deliveredEvents = 0
-        var droppedMessages = 0
     }
 
     let pool: PostgresPool
@@ -70,18 +68,7 @@ public final class RealtimeHub: Service, Sendable {
 
     public func unsubscribe(_ subscriber: RealtimeSubscriber) {
         subscriber.close()
-        state.withLock { state in
-            state.droppedMessages += subscriber.pendingDrops
-            _ = state.subscribers.removeValue(forKey: subscriber.id)
-        }
-    }
-
-    /// Connected clients.
-    public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
-
-    /// Messages dropped for slow clients so far (reported ones and those still pending).
-    public var droppedMessages: Int {
-        state.withLock { state in state.droppedMessages + state.subscribers.values.reduce(0) { $0 + $1.pendingDrops } }
+        _ = state.withLock { $0.subscribers.removeValue(forKey: subscriber.id) }
     }
 
     /// The most recent events `filter` matches, oldest first (to fill a new client's list).
@@ -127,7 +114,6 @@ public final class RealtimeHub: Service, Sendable {
                 if recent.count > Self.recentLimit { recent.removeFirst(recent.count - Self.recentLimit) }
                 state.recent[event.record.workspaceID] = recent
             }
-            state.deliveredEvents += events.count
             return Array(state.subscribers.values)
         }
         guard !subscribers.isEmpty else { return }

@@ -69,10 +69,7 @@ public final class RealtimeSubscriber: Sendable {
         return queued
     }
 
-    /// Messages dropped so far and not yet reported.
-    var pendingDrops: Int { state.withLock { $0.dropped } }
-
-    /// Queues a text message (replies to the client's own messages, greetings).
+    /// Queues a text message (the greeting, replies to the client's own messages).
     @discardableResult
     func offer(_ message: String, force: Bool = false) -> Bool { offer(ByteBuffer(string: message), force: force) }
 
