@@ -14,54 +14,71 @@ public func buildApplication(_ config: AppConfig, logger: Logger) async throws -
         logger.warning("SECRET_KEY is not set: using a random key, so login tokens stop working when the server restarts")
     }
     let database = try await Database.start(config, logger: logger)
-    // Names this server in realtime notices, so it does not deliver its own events twice.
-    let instanceID = String(UUID().uuidString.prefix(13))
-    let writer = EventWriter(pool: database.pool, logger: logger, instanceID: instanceID)
-    let listener = PostgresListener(
-        configuration: database.pool.configuration,
-        channels: [RealtimeNotice.channel],
-        threadPool: database.threadPool,
-        logger: logger
-    )
-    let hub = RealtimeHub(
-        pool: database.pool,
-        writer: writer,
-        listener: listener,
-        instanceID: instanceID,
-        clientQueue: config.realtimeClientQueue,
-        logger: logger
-    )
-    let loginTokens = await LoginTokens(secret: config.secretKey, lifetimeMinutes: config.accessTokenExpireMinutes)
-    let catalog = try PipeCatalog.load(from: config.pipesDirectory)
-    let authenticator = Authenticator(
-        loginTokens: loginTokens,
-        tokens: APITokenStore(pool: database.pool),
-        users: UserDirectory(pool: database.pool, bcryptCost: config.bcryptCost),
-        adminToken: config.adminToken
-    )
-    let realtime = RealtimeController(
-        hub: hub,
-        access: RealtimeAccess(authenticator: authenticator, allowAnonymous: config.realtimeAnonymous),
-        dashboardHTML: try RealtimeDashboard.load()
-    )
-    let router = buildRouter(config: config, database: database, writer: writer, authenticator: authenticator, catalog: catalog, realtime: realtime)
-    // WebSocket upgrades are routed separately; every other request goes to `router`.
-    let socketRouter = Router(context: RealtimeSocketContext.self)
-    socketRouter.add(middleware: AuthenticationMiddleware(authenticator: authenticator))
-    realtime.addRoutes(to: socketRouter)
+    let parts = try await ApplicationParts(config: config, database: database, logger: logger)
     return Application(
-        router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: socketRouter),
+        router: parts.router,
+        server: .http1WebSocketUpgrade(webSocketRouter: parts.socketRouter),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "analytics-api"),
         // Stopped in reverse: the server stops taking requests, the writer drains, then the database closes.
-        services: database.services + [
+        services: database.services + parts.services,
+        logger: logger
+    )
+}
+
+/// The routers and background services of a server on a started database.
+struct ApplicationParts {
+    let router: Router<AppRequestContext>
+    /// WebSocket upgrades are routed separately; every other request goes to `router`.
+    let socketRouter: Router<RealtimeSocketContext>
+    let services: [any Service]
+
+    init(config: AppConfig, database: Database, logger: Logger) async throws {
+        // Names this server in realtime notices, so it does not deliver its own events twice.
+        let instanceID = String(UUID().uuidString.prefix(13))
+        let writer = EventWriter(pool: database.pool, logger: logger, instanceID: instanceID)
+        let listener = PostgresListener(
+            configuration: database.pool.configuration,
+            channels: [RealtimeNotice.channel],
+            threadPool: database.threadPool,
+            logger: logger
+        )
+        let hub = RealtimeHub(
+            pool: database.pool,
+            writer: writer,
+            listener: listener,
+            instanceID: instanceID,
+            clientQueue: config.realtimeClientQueue,
+            logger: logger
+        )
+        let loginTokens = await LoginTokens(secret: config.secretKey, lifetimeMinutes: config.accessTokenExpireMinutes)
+        let catalog = try PipeCatalog.load(from: config.pipesDirectory)
+        let authenticator = Authenticator(
+            loginTokens: loginTokens,
+            tokens: APITokenStore(pool: database.pool),
+            users: UserDirectory(pool: database.pool, bcryptCost: config.bcryptCost),
+            adminToken: config.adminToken
+        )
+        let realtime = RealtimeController(
+            hub: hub,
+            access: RealtimeAccess(authenticator: authenticator, allowAnonymous: config.realtimeAnonymous),
+            dashboardHTML: try RealtimeDashboard.load()
+        )
+        router = buildRouter(config: config, database: database, writer: writer, authenticator: authenticator, catalog: catalog, realtime: realtime)
+        socketRouter = Router(context: RealtimeSocketContext.self)
+        socketRouter.add(middleware: AuthenticationMiddleware(authenticator: authenticator))
+        realtime.addRoutes(to: socketRouter)
+        services = [
             writer,
             listener,
             hub,
             DataRetention(pool: database.pool, eventDays: config.retentionDays, quarantineDays: config.quarantineRetentionDays, logger: logger),
-        ],
-        logger: logger
-    )
+        ]
+    }
+
+    /// Every route served, as `GET /api/events/{id}`: what the API document must describe.
+    var routes: Set<String> {
+        Set(router.routes.map { "\($0.method) \($0.path)" } + socketRouter.routes.map { "\($0.method) \($0.path)" })
+    }
 }
 
 /// Registers middleware and mounts each module's routes: this function is the API's table of contents.
@@ -96,6 +113,7 @@ func buildRouter(
     let authenticated = router.group(context: AuthenticatedContext.self)
 
     HealthController(pool: pool, requiredSchemaVersion: database.schemaVersion).addRoutes(to: router)
+    DocsController().addRoutes(to: router)
     AuthController(
         users: users,
         loginTokens: loginTokens,

@@ -179,9 +179,7 @@ struct EventsController: Sendable {
         try context.require(.admin)
         let scope = context.identity.dataScope
         let name = context.parameters.get("name") ?? ""
-        guard name.hasSuffix("_quarantine"), let datasource = Datasource(rawValue: String(name.dropLast("_quarantine".count))),
-            Datasource.ingestible.contains(datasource)
-        else {
+        guard name.hasSuffix("_quarantine"), let datasource = Datasource(rawValue: String(name.dropLast("_quarantine".count))) else {
             throw APIError.notFound("datasource \"\(name)\" does not exist")
         }
         var query = QueryReader(request.uri.queryParameters)
