@@ -35,7 +35,8 @@ struct ApplicationParts {
     init(config: AppConfig, database: Database, logger: Logger) async throws {
         // Names this server in realtime notices, so it does not deliver its own events twice.
         let instanceID = String(UUID().uuidString.prefix(13))
-        let writer = EventWriter(pool: database.pool, logger: logger, instanceID: instanceID)
+        let metrics = AppMetrics()
+        let writer = EventWriter(pool: database.pool, logger: logger, instanceID: instanceID, metrics: metrics)
         let listener = PostgresListener(
             configuration: database.pool.configuration,
             channels: [RealtimeNotice.channel],
@@ -48,7 +49,8 @@ struct ApplicationParts {
             listener: listener,
             instanceID: instanceID,
             clientQueue: config.realtimeClientQueue,
-            logger: logger
+            logger: logger,
+            metrics: metrics
         )
         let loginTokens = await LoginTokens(secret: config.secretKey, lifetimeMinutes: config.accessTokenExpireMinutes)
         let catalog = try PipeCatalog.load(from: config.pipesDirectory)
@@ -63,7 +65,15 @@ struct ApplicationParts {
             access: RealtimeAccess(authenticator: authenticator, allowAnonymous: config.realtimeAnonymous),
             dashboardHTML: try RealtimeDashboard.load()
         )
-        router = buildRouter(config: config, database: database, writer: writer, authenticator: authenticator, catalog: catalog, realtime: realtime)
+        router = buildRouter(
+            config: config,
+            database: database,
+            writer: writer,
+            authenticator: authenticator,
+            catalog: catalog,
+            realtime: realtime,
+            metrics: metrics
+        )
         socketRouter = Router(context: RealtimeSocketContext.self)
         socketRouter.add(middleware: AuthenticationMiddleware(authenticator: authenticator))
         realtime.addRoutes(to: socketRouter)
@@ -91,7 +101,8 @@ func buildRouter(
     writer: EventWriter,
     authenticator: Authenticator,
     catalog: PipeCatalog,
-    realtime: RealtimeController
+    realtime: RealtimeController,
+    metrics: AppMetrics
 ) -> Router<AppRequestContext> {
     let pool = database.pool
     let tokens = authenticator.tokens
@@ -99,7 +110,7 @@ func buildRouter(
     let loginTokens = authenticator.loginTokens
 
     let router = Router(context: AppRequestContext.self)
-    router.add(middleware: RequestLoggingMiddleware())
+    router.add(middleware: RequestLoggingMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: BodyLimitMiddleware(maxBodySize: config.maxBodySize))
     router.add(middleware: ProxyMiddleware(trustForwardedFor: config.trustForwardedFor))
@@ -114,6 +125,7 @@ func buildRouter(
 
     HealthController(pool: pool, requiredSchemaVersion: database.schemaVersion).addRoutes(to: router)
     DocsController().addRoutes(to: router)
+    MetricsController(metrics: metrics, pool: pool, hub: realtime.hub).addRoutes(to: router)
     AuthController(
         users: users,
         loginTokens: loginTokens,

@@ -135,6 +135,11 @@ struct IngestTests {
                 let issues = try response.json([String: [APIError.ValidationIssue]].self)["detail"] ?? []
                 #expect(Set(issues.map { $0.loc.last ?? "" }) == ["page", "duration", "clicks", "timestamp"])
             }
+            // Durations are bounded, so that sums over many rows stay finite (schemathesis found 1e308 + 1e308).
+            try await client.execute(uri: "/api/events/", method: .post, body: ByteBuffer(text: #"{"page": "/", "duration": 1e308}"#)) { response in
+                #expect(response.status == .unprocessableContent)
+                #expect(String(buffer: response.body).contains("from 0 to 1000000000"))
+            }
             try await client.execute(uri: "/api/events/", method: .post, body: ByteBuffer(text: "this is not json")) { response in
                 #expect(response.status == .badRequest)
                 let body = try response.json()
@@ -295,6 +300,12 @@ struct IngestTests {
                 #expect(errors["this line is not json"] == "not valid JSON")
                 #expect(errors["[1, 2]"] == "not a JSON object")
                 #expect(errors[#"{"user_id": "u4", "timestamp": "2999-01-01 00:00:00"}"#]?.contains("in the future") == true)
+            }
+            // Under /v0 a bad parameter is a 400 with {"error"}, as on the hosted platform.
+            try await client.execute(uri: "/v0/datasources/user_events_quarantine?limit=0&token=\(testAdminToken)", method: .get) { response in
+                #expect(response.status == .badRequest)
+                let body = try response.json()
+                #expect(body["error"] == .string("query.limit: must be a whole number from 1 to 10000"))
             }
             try await client.execute(uri: "/v0/datasources/nothing_quarantine?token=\(testAdminToken)", method: .get) {
                 #expect($0.status == .notFound)

@@ -13,7 +13,10 @@ extension AnalyticsController {
 
     /// 200: a list of rows in JSON, or the same rows as CSV.
     static func rows(_ description: String, _ row: JSONValue) -> JSONValue {
-        .content(description, ["application/json": Schema.array(row), "text/csv": ["type": "string", "description": "the same rows, with a header"]])
+        .content(
+            description,
+            ["application/json": Schema.array(row), "text/csv": ["type": "string", "description": "the same rows, with a header"]]
+        )
     }
 
     static func operation(_ name: String, id: String, summary: String, defaultHours: Int) -> APIOperation {
@@ -43,23 +46,33 @@ extension AnalyticsController {
                     ])
                 )
             ),
-        operation("sessions/summary", id: "sessionSummary", summary: "How many sessions, how long, how many pages, how many bounced", defaultHours: 24)
-            .response(
-                200,
-                rows(
-                    "one row",
-                    Schema.object([
-                        "sessions": Schema.integer,
-                        "avg_duration_seconds": Schema.number,
-                        "avg_page_count": Schema.number,
-                        "bounce_rate": ["type": "number", "description": "% of sessions with a single event"],
-                    ])
-                )
-            ),
+        operation(
+            "sessions/summary",
+            id: "sessionSummary",
+            summary: "How many sessions, how long, how many pages, how many bounced",
+            defaultHours: 24
+        )
+        .response(
+            200,
+            rows(
+                "one row",
+                Schema.object([
+                    "sessions": Schema.integer,
+                    "avg_duration_seconds": Schema.number,
+                    "avg_page_count": Schema.number,
+                    "bounce_rate": ["type": "number", "description": "% of sessions with a single event"],
+                ])
+            )
+        ),
         operation("funnel", id: "funnel", summary: "An ordered funnel: visitors who reached each step after the ones before", defaultHours: 24 * 7)
             .parameters(
                 [
-                    .query("pages", ["type": "array", "minItems": 2, "maxItems": 10, "items": Schema.string], "the steps, in order", required: true),
+                    .query(
+                        "pages",
+                        ["type": "array", "minItems": 2, "maxItems": 10, "items": ["type": "string", "minLength": 1]],
+                        "the steps, in order",
+                        required: true
+                    ),
                     .query("within", ["type": "string", "enum": ["window", "session"], "default": "window"], "session: all steps in one session"),
                 ]
             )

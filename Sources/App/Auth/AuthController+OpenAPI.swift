@@ -1,4 +1,6 @@
 extension AuthController {
+    static let credentials = Schema.object(["username": ["type": "string", "minLength": 1], "password": ["type": "string", "minLength": 1]])
+
     static let operations: [APIOperation] = [
         APIOperation.post("/api/auth/register", id: "register", tag: "auth", summary: "Register a user", access: .optional)
             .describing(
@@ -13,10 +15,10 @@ extension AuthController {
                     [
                         "application/json": Schema.object(
                             [
-                                "username": ["type": "string", "minLength": 1],
-                                "email": ["type": "string", "minLength": 3],
-                                "password": ["type": "string", "minLength": 1],
-                                "full_name": Schema.nullable("string"),
+                                "username": ["type": "string", "pattern": "^[A-Za-z0-9._-]{3,50}$"],
+                                "email": ["type": "string", "format": "email", "maxLength": 254],
+                                "password": ["type": "string", "minLength": 8, "description": "8 characters to 72 bytes"],
+                                "full_name": ["type": ["string", "null"], "maxLength": 200],
                             ],
                             optional: ["full_name"]
                         )
@@ -26,30 +28,36 @@ extension AuthController {
             .response(201, .json("the user (never its password hash)", Schema.ref("User")))
             .response(400, .json("the username or email is taken", Schema.ref("Detail")))
             .response(403, .json("registration is closed to this caller (REGISTRATION)", Schema.ref("Detail"))),
-        APIOperation.post("/api/auth/login", id: "login", tag: "auth", summary: "Log in: a login token for a username and password", access: .anonymous)
-            .describing("JSON, or the OAuth2 password form (application/x-www-form-urlencoded). Failed logins are rate limited (LOGIN_RATE_LIMIT).")
+        APIOperation.post(
+            "/api/auth/login",
+            id: "login",
+            tag: "auth",
+            summary: "Log in: a login token for a username and password",
+            access: .anonymous
+        )
+        .describing("JSON, or the OAuth2 password form (application/x-www-form-urlencoded). Failed logins are rate limited (LOGIN_RATE_LIMIT).")
+        .body(
             .body(
-                .body(
-                    "the credentials",
-                    [
-                        "application/json": Schema.object(["username": Schema.string, "password": Schema.string]),
-                        "application/x-www-form-urlencoded": Schema.object(["username": Schema.string, "password": Schema.string]),
-                    ]
-                )
+                "the credentials",
+                [
+                    "application/json": credentials,
+                    "application/x-www-form-urlencoded": credentials,
+                ]
             )
-            .response(
-                200,
-                .json(
-                    "a login token",
-                    Schema.object([
-                        "access_token": Schema.string,
-                        "token_type": Schema.enumeration(["bearer"]),
-                        "expires_in": ["type": "integer", "description": "seconds"],
-                    ])
-                )
+        )
+        .response(
+            200,
+            .json(
+                "a login token",
+                Schema.object([
+                    "access_token": Schema.string,
+                    "token_type": Schema.enumeration(["bearer"]),
+                    "expires_in": ["type": "integer", "description": "seconds"],
+                ])
             )
-            .response(400, .json("the user is inactive", Schema.ref("Detail")))
-            .response(401, .json("wrong username or password", Schema.ref("Detail"))),
+        )
+        .response(400, .json("the user is inactive", Schema.ref("Detail")))
+        .response(401, .json("wrong username or password", Schema.ref("Detail"))),
         APIOperation.get("/api/auth/me", id: "me", tag: "auth", summary: "The logged-in user", access: .bearer)
             .response(200, .json("the user", Schema.ref("User"))),
         APIOperation.get("/api/auth/users", id: "listUsers", tag: "auth", summary: "Every user (superusers only)", access: .bearer)

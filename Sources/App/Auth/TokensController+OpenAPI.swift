@@ -19,7 +19,11 @@ extension TokensController {
                                 "scopes": [
                                     "type": "array",
                                     "minItems": 1,
-                                    "items": ["type": "string", "description": "admin, append, append:<datasource>, read or read:<pipe>"],
+                                    "items": [
+                                        "type": "string",
+                                        "pattern": "^(admin|append|read)(:[A-Za-z0-9_]+)?$",
+                                        "description": "admin, append, append:<datasource>, read or read:<pipe>",
+                                    ],
                                 ],
                                 "tenant_id": ["type": "string", "minLength": 1, "maxLength": 200],
                                 "expires_at": ["type": "string", "description": "ISO 8601 or YYYY-MM-DD HH:MM:SS (UTC), in the future"],
@@ -30,6 +34,7 @@ extension TokensController {
                 )
             )
             .response(201, .json("the token, with its secret (shown only here)", Schema.ref("Token")))
+            .link(from: 201, "revoke", to: "revokeToken", parameters: ["id": "$response.body#/id"])
             .response(404, .json("the workspace does not exist", Schema.ref("V0Error"))),
         APIOperation.get("/v0/tokens", id: "listTokens", tag: "tokens", summary: "The workspace's API tokens, newest first", access: .bearerOrQuery)
             .parameters([workspaceParameter])
@@ -47,7 +52,14 @@ extension TokensController {
                         "application/json": Schema.object(
                             [
                                 "name": ["type": "string", "pattern": "^[a-z0-9_]{1,63}$"],
-                                "templates": Schema.array(["type": "string", "description": "a pipe template: engagement, product, behavior, sessions or one of PIPES_DIR"]),
+                                "templates": [
+                                    "type": "array",
+                                    "uniqueItems": true,
+                                    "items": [
+                                        "type": "string",
+                                        "description": "a pipe template: engagement, product, behavior, sessions or one of PIPES_DIR",
+                                    ],
+                                ],
                             ],
                             optional: ["templates"]
                         )

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Postgres
+import Prometheus
 
 /// The schemas events arrive in: `/api/events` and the four datasources of `/v0/events?name=`.
 public enum Datasource: String, Sendable, CaseIterable {
@@ -83,6 +84,7 @@ struct EventIngestor: Sendable {
                 quarantine.append((features[index].line, "user_id: this user belongs to another tenant"))
             }
             stored = written.count { $0 }
+            writer.metrics?.ingestAccepted.increment(by: Int64(stored))
         } else {
             var records: [EventRecord] = []
             for row in rows {
@@ -108,6 +110,7 @@ struct EventIngestor: Sendable {
 
     private func store(quarantine: [(line: String, reason: String)], datasource: Datasource, workspaceID: Int) async throws {
         guard !quarantine.isEmpty else { return }
+        defer { writer.metrics?.ingestQuarantined.increment(by: Int64(quarantine.count)) }
         let lines = quarantine.map { entry -> String in
             var line = entry.line.replacingOccurrences(of: "\u{0}", with: "\\u0000")
             if line.utf8.count > Self.maxQuarantineLineBytes {

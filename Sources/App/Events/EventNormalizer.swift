@@ -182,6 +182,9 @@ struct FieldReader {
         return bound
     }
 
+    /// The largest `duration` (and feature average) accepted.
+    static let maxNumber = 1e9
+
     mutating func number(_ field: String) -> Double? {
         let value: Double
         switch object[field] {
@@ -193,8 +196,9 @@ struct FieldReader {
             fail(field, "must be a number", type: "float_type")
             return nil
         }
-        guard value.isFinite, value >= 0 else {
-            fail(field, "must be a finite number of at least 0")
+        // Bounded, so that sums and averages over millions of rows stay finite (1e9 seconds is 31 years).
+        guard value.isFinite, (0...Self.maxNumber).contains(value) else {
+            fail(field, "must be a number from 0 to 1000000000")
             return nil
         }
         return value

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Logging
 import Postgres
+import Prometheus
 import ServiceLifecycle
 import Synchronization
 
@@ -49,6 +50,8 @@ public final class EventWriter: Service, Sendable {
     let concurrency: Int
     /// The id of this server in realtime notices; nil sends none.
     let instanceID: String?
+    /// Where batches and rows are counted (`GET /metrics`); nil counts nothing.
+    let metrics: AppMetrics?
     private let queue = Mutex(Queue())
     private let doorbell: AsyncStream<Void>
     private let ring: AsyncStream<Void>.Continuation
@@ -57,9 +60,10 @@ public final class EventWriter: Service, Sendable {
     /// batches are kept.
     public let committed: AsyncStream<[StoredEvent]>
 
-    public init(pool: PostgresPool, logger: Logger, maxBatchRows: Int = 5000, concurrency: Int = 2, instanceID: String? = nil) {
+    init(pool: PostgresPool, logger: Logger, maxBatchRows: Int = 5000, concurrency: Int = 2, instanceID: String? = nil, metrics: AppMetrics? = nil) {
         self.pool = pool
         self.instanceID = instanceID
+        self.metrics = metrics
         self.logger = logger
         self.maxBatchRows = maxBatchRows
         self.concurrency = max(1, concurrency)
@@ -131,7 +135,18 @@ public final class EventWriter: Service, Sendable {
 
     private func flush(_ batch: [Pending]) async {
         do {
+            let started = ContinuousClock.now
             let outcomes = try await store(batch.map(\.records))
+            if let metrics {
+                let rows = outcomes.reduce(0) { $0 + $1.count }
+                let duplicates = outcomes.reduce(0) { total, outcome in
+                    total + outcome.count { if case .duplicate = $0 { true } else { false } }
+                }
+                metrics.writerCommit.record(ContinuousClock.now - started)
+                metrics.writerBatchRows.record(Double(rows))
+                metrics.ingestAccepted.increment(by: Int64(rows - duplicates))
+                metrics.ingestDeduplicated.increment(by: Int64(duplicates))
+            }
             for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(returning: outcome) }
         } catch let error as PostgresError where !error.isUnavailable && batch.count > 1 {
             logger.warning("a batch write failed; retrying its requests one by one", metadata: ["error": "\(String(reflecting: error))"])

@@ -33,7 +33,9 @@ extension EventsController {
             .response(403, .json("the token may not append to the api datasource", Schema.ref("Detail")))
             .response(409, .json("an event with this event_id is being stored; retry", Schema.ref("Detail"))),
         APIOperation.post("/api/events/batch", id: "createEvents", tag: "events", summary: "Store many events", access: .optional)
-            .describing("Valid rows are stored even when others are not; those are quarantined with their error (GET /v0/datasources/api_quarantine).")
+            .describing(
+                "Valid rows are stored even when others are not; those are quarantined with their error (GET /v0/datasources/api_quarantine)."
+            )
             .body(ingestBody)
             .response(200, .json("how many rows were stored and quarantined", Schema.ref("IngestSummary")))
             .response(400, .json("the body is neither JSON nor NDJSON", Schema.ref("Detail")))
@@ -65,43 +67,55 @@ extension EventsController {
             .parameters([.path("id", Schema.integer, "the event's id")])
             .response(200, .json("the event", Schema.ref("Event")))
             .response(404, .json("no such event in the caller's workspace and tenant", Schema.ref("Detail"))),
-        APIOperation.post("/v0/events", id: "ingest", tag: "events", summary: "Ingest into a datasource (NDJSON or one JSON object)", access: .bearerOrQuery)
-            .describing("user_features rows are upserted per user; the other datasources store events.")
-            .parameters(
-                [
-                    .query("name", Schema.enumeration(Datasource.ingestible.map(\.rawValue)), "the datasource", required: true),
-                    .query("wait", Schema.boolean, "answer 200 rather than 202 (the rows are committed either way)"),
-                ]
-            )
+        APIOperation.post(
+            "/v0/events",
+            id: "ingest",
+            tag: "events",
+            summary: "Ingest into a datasource (NDJSON or one JSON object)",
+            access: .bearerOrQuery
+        )
+        .describing("user_features rows are upserted per user; the other datasources store events.")
+        .parameters(
+            [
+                .query("name", Schema.enumeration(Datasource.ingestible.map(\.rawValue)), "the datasource", required: true),
+                .query("wait", Schema.boolean, "answer 200 rather than 202 (the rows are committed either way)"),
+            ]
+        )
+        .body(
             .body(
-                .body(
-                    "NDJSON (one row per line), a JSON array or one JSON object",
-                    [
-                        "application/x-ndjson": ["type": "string"],
-                        "application/json": ["anyOf": [Schema.ref("EventInput"), Schema.array(Schema.ref("EventInput"))]],
-                    ]
-                )
-            )
-            .response(202, .json("rows stored and quarantined", Schema.ref("IngestSummary")))
-            .response(200, .json("rows stored and quarantined (wait=true)", Schema.ref("IngestSummary")))
-            .response(404, .json("no such datasource", Schema.ref("V0Error"))),
-        APIOperation.get("/v0/datasources/{name}", id: "quarantine", tag: "events", summary: "A datasource's quarantined rows (admin)", access: .bearerOrQuery)
-            .parameters(
+                "NDJSON (one row per line), a JSON array or one JSON object",
                 [
-                    .path("name", Schema.enumeration(Datasource.allCases.map { "\($0.rawValue)_quarantine" }), "<datasource>_quarantine"),
-                    .query("limit", ["type": "integer", "minimum": 1, "maximum": 10_000, "default": 100], "at most this many rows"),
+                    "application/x-ndjson": ["type": "string"],
+                    "application/json": ["anyOf": [Schema.ref("EventInput"), Schema.array(Schema.ref("EventInput"))]],
                 ]
             )
-            .response(
-                200,
-                .json(
-                    "newest first",
-                    Schema.object([
-                        "data": Schema.array(Schema.object(["received_at": Schema.dateTime, "error": Schema.string, "line": Schema.string])),
-                        "rows": Schema.integer,
-                    ])
-                )
+        )
+        .response(202, .json("rows stored and quarantined", Schema.ref("IngestSummary")))
+        .response(200, .json("rows stored and quarantined (wait=true)", Schema.ref("IngestSummary")))
+        .response(404, .json("no such datasource", Schema.ref("V0Error"))),
+        APIOperation.get(
+            "/v0/datasources/{name}",
+            id: "quarantine",
+            tag: "events",
+            summary: "A datasource's quarantined rows (admin)",
+            access: .bearerOrQuery
+        )
+        .parameters(
+            [
+                .path("name", Schema.enumeration(Datasource.allCases.map { "\($0.rawValue)_quarantine" }), "<datasource>_quarantine"),
+                .query("limit", ["type": "integer", "minimum": 1, "maximum": 10_000, "default": 100], "at most this many rows"),
+            ]
+        )
+        .response(
+            200,
+            .json(
+                "newest first",
+                Schema.object([
+                    "data": Schema.array(Schema.object(["received_at": Schema.dateTime, "error": Schema.string, "line": Schema.string])),
+                    "rows": Schema.integer,
+                ])
             )
-            .response(404, .json("no such datasource", Schema.ref("V0Error"))),
+        )
+        .response(404, .json("no such datasource", Schema.ref("V0Error"))),
     ]
 }

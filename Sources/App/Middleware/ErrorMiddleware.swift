@@ -44,8 +44,11 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The JSON body for an error: `{"error"}` under `/v0`, `{"detail"}` elsewhere.
     static func response(for error: APIError, path: String) -> Response {
         let body: [String: JSONValue]
+        var status = error.status
         if path.hasPrefix("/v0/") || path == "/v0" {
             body = ["error": .string(error.message)]
+            // The hosted platform answers every bad parameter with 400, and so does /v0 here.
+            if status == .unprocessableContent { status = .badRequest }
         } else if !error.issues.isEmpty {
             body = [
                 "detail": .array(
@@ -60,7 +63,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         var headers = error.headers
         headers[.contentType] = "application/json; charset=utf-8"
         let data = (try? JSONEncoder.api.encode(body)) ?? Data(#"{"detail":"error"}"#.utf8)
-        return Response(status: error.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     /// Describes a decoding error by the field it concerns, without echoing values.

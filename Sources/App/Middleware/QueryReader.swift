@@ -8,7 +8,14 @@ struct QueryReader {
     let parameters: Parameters
     var issues: [APIError.ValidationIssue] = []
 
-    init(_ parameters: Parameters) { self.parameters = parameters }
+    /// PostgreSQL text cannot hold NUL, so a parameter with one is refused here, not by the database.
+    init(_ parameters: Parameters) {
+        self.parameters = parameters
+        var refused: Set<Substring> = []
+        for (name, value) in parameters where value.contains("\0") && refused.insert(name).inserted {
+            fail(String(name), "must not contain NUL characters", type: "string_pattern_mismatch")
+        }
+    }
 
     mutating func fail(_ name: String, _ message: String, type: String = "value_error") {
         issues.append(APIError.ValidationIssue(loc: ["query", name], msg: message, type: type))

@@ -2,9 +2,11 @@ import HTTPTypes
 import Hummingbird
 import Logging
 
-/// Logs one line per request (method, route, path, status, duration, request id) and returns the request id
-/// in `X-Request-Id`.
+/// Logs one line per request (method, route, path, status, duration, request id), counts it in `/metrics`, and
+/// returns the request id in `X-Request-Id`.
 struct RequestLoggingMiddleware<Context: RequestContext>: RouterMiddleware {
+    var metrics: AppMetrics?
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         var response = try await next(request, context)
@@ -22,6 +24,13 @@ struct RequestLoggingMiddleware<Context: RequestContext>: RouterMiddleware {
                 "status": "\(response.status.code)",
                 "duration_ms": "\((milliseconds * 100).rounded() / 100)",
             ]
+        )
+        // By route, never by raw path, so that the number of series stays bounded.
+        metrics?.recordRequest(
+            method: "\(request.method)",
+            route: context.endpointPath ?? "unmatched",
+            status: Int(response.status.code),
+            duration: elapsed
         )
         return response
     }

@@ -46,6 +46,18 @@ struct APIOperation: Sendable {
     func response(_ status: Int, _ response: JSONValue) -> APIOperation { with { $0.responses[status] = response } }
     func withoutDatabase() -> APIOperation { with { $0.usesDatabase = false } }
 
+    /// An OpenAPI link: what a response gives that another operation takes (`$response.body#/id`).
+    func link(from status: Int, _ name: String, to operationID: String, parameters: [String: JSONValue]) -> APIOperation {
+        with {
+            guard case .object(var response)? = $0.responses[status] else { return }
+            var links: [String: JSONValue] = [:]
+            if case .object(let existing)? = response["links"] { links = existing }
+            links[name] = ["operationId": .string(operationID), "parameters": .object(parameters)]
+            response["links"] = .object(links)
+            $0.responses[status] = .object(response)
+        }
+    }
+
     private func with(_ change: (inout APIOperation) -> Void) -> APIOperation {
         var copy = self
         change(&copy)

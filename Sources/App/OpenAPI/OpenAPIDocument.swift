@@ -5,6 +5,7 @@ enum OpenAPIDocument {
     static var operations: [APIOperation] {
         HealthController<AppRequestContext>.operations + AuthController.operations + TokensController.operations + EventsController.operations
             + AnalyticsController.operations + PipesController.operations + RealtimeController.operations + DocsController.operations
+            + MetricsController.operations
     }
 
     static func build(version: String = "1.0.0") -> JSONValue {
@@ -18,10 +19,10 @@ enum OpenAPIDocument {
                 "title": "Analytics API",
                 "version": .string(version),
                 "description": """
-                    Self-hosted, real-time event analytics on PostgreSQL: ingest events, ask for sessions, funnels, retention, \
-                    pages, sources and devices, run the workspace's pipes, and watch events arrive live. Errors under /api are \
-                    {"detail": …} (422 for validation, with a list of issues); under /v0 they are {"error": …}.
-                    """,
+                Self-hosted, real-time event analytics on PostgreSQL: ingest events, ask for sessions, funnels, retention, \
+                pages, sources and devices, run the workspace's pipes, and watch events arrive live. Errors under /api are \
+                {"detail": …} (422 for validation, with a list of issues); under /v0 they are {"error": …}.
+                """,
             ],
             "tags": .array(tags.map { ["name": .string($0.name), "description": .string($0.description)] }),
             "paths": .object(paths.mapValues(JSONValue.object)),
@@ -102,10 +103,10 @@ enum OpenAPIDocument {
         "EventInput": [
             "type": "object",
             "description": """
-                One event. Every field is optional; `timestamp` (or `time`) defaults to the arrival time and `event_type` to \
-                page_view. The user agent is parsed into browser, os and device_type, the referrer into source and \
-                referrer_domain. Unknown fields are ignored.
-                """,
+            One event. Every field is optional; `timestamp` (or `time`) defaults to the arrival time and `event_type` to \
+            page_view. The user agent is parsed into browser, os and device_type, the referrer into source and \
+            referrer_domain. Unknown fields are ignored.
+            """,
             "properties": [
                 "event_id": ["type": "string", "description": "the client's id: a retry with the same id is stored once"],
                 "event_type": Schema.string,

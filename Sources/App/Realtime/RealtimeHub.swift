@@ -39,13 +39,23 @@ public final class RealtimeHub: Service, Sendable {
     let instanceID: String
     let clientQueue: Int
     let logger: Logger
+    let metrics: AppMetrics?
     private let state = Mutex(State())
 
     /// - Parameters:
     ///   - listener: listens on `RealtimeNotice.channel` for other servers' events; nil for a single server.
     ///   - instanceID: this server's id in notices (the writer's), so its own events are not delivered twice.
     ///   - clientQueue: messages a client may have waiting before new ones are dropped.
-    public init(pool: PostgresPool, writer: EventWriter, listener: PostgresListener?, instanceID: String, clientQueue: Int, logger: Logger) {
+    init(
+        pool: PostgresPool,
+        writer: EventWriter,
+        listener: PostgresListener?,
+        instanceID: String,
+        clientQueue: Int,
+        logger: Logger,
+        metrics: AppMetrics? = nil
+    ) {
+        self.metrics = metrics
         self.pool = pool
         self.writer = writer
         self.listener = listener
@@ -60,11 +70,19 @@ public final class RealtimeHub: Service, Sendable {
     public func subscribe(_ filter: RealtimeFilter) -> RealtimeSubscriber {
         state.withLock { state in
             state.nextSubscriberID += 1
-            let subscriber = RealtimeSubscriber(id: state.nextSubscriberID, filter: filter, capacity: clientQueue)
+            let subscriber = RealtimeSubscriber(
+                id: state.nextSubscriberID,
+                filter: filter,
+                capacity: clientQueue,
+                droppedCounter: metrics?.realtimeDropped
+            )
             state.subscribers[subscriber.id] = subscriber
             return subscriber
         }
     }
+
+    /// Clients connected now.
+    var clientCount: Int { state.withLock { $0.subscribers.count } }
 
     public func unsubscribe(_ subscriber: RealtimeSubscriber) {
         subscriber.close()

@@ -1,4 +1,5 @@
 import NIOCore
+import Prometheus
 import Synchronization
 
 /// What a WebSocket client asked to see: its scope (from its token, or the default workspace when anonymous) and
@@ -38,14 +39,17 @@ public final class RealtimeSubscriber: Sendable {
     let id: Int
     public let filter: RealtimeFilter
     let capacity: Int
+    /// Counts every dropped message server-wide (`GET /metrics`).
+    let droppedCounter: Counter?
     private let state = Mutex(State())
     private let doorbell: AsyncStream<Void>
     private let ring: AsyncStream<Void>.Continuation
 
-    init(id: Int, filter: RealtimeFilter, capacity: Int) {
+    init(id: Int, filter: RealtimeFilter, capacity: Int, droppedCounter: Counter? = nil) {
         self.id = id
         self.filter = filter
         self.capacity = max(1, capacity)
+        self.droppedCounter = droppedCounter
         (doorbell, ring) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -65,7 +69,7 @@ public final class RealtimeSubscriber: Sendable {
             state.messages.append(message)
             return true
         }
-        if queued { ring.yield() }
+        if queued { ring.yield() } else { droppedCounter?.increment() }
         return queued
     }
 
