@@ -1,4 +1,5 @@
 import App
+import Foundation
 import Testing
 
 @Suite("Settings")
@@ -61,5 +62,40 @@ struct ConfigTests {
         #expect(!config.secretKeyIsEphemeral)
         #expect(config.databaseURL == "postgresql+psycopg://time-user:time-pw@db_service:5432/timescaledb")
         #expect(config.registration == .closed)
+    }
+
+    /// The repository's root, from this file's place in it.
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func file(_ name: String) throws -> String {
+        try String(contentsOf: root.appendingPathComponent(name), encoding: .utf8)
+    }
+
+    @Test(".env.example, the README, compose.yaml and the Dockerfile agree with the settings the server reads")
+    func settingsAreDocumented() throws {
+        let read = try AppConfig(values: [:]).settingNames
+        #expect(read.count > 20)
+        // .env.example lists exactly the variables read, each with a valid value (its default).
+        let example = try Self.file(".env.example")
+        let listed = example.split(separator: "\n").compactMap { line -> String? in
+            guard !line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { return nil }
+            return String(line[..<equals])
+        }
+        #expect(Set(listed) == Set(read))
+        #expect(listed.count == Set(listed).count, "a variable is listed twice")
+        _ = try AppConfig.load(environment: [:], dotEnvPath: Self.root.appendingPathComponent(".env.example").path)
+        // The README's configuration table names each of them.
+        let readme = try Self.file("README.md")
+        for name in read { #expect(readme.contains("`\(name)`"), "README does not document \(name)") }
+        // compose passes .env on to the app, and sets only what is the container's own.
+        let compose = try Self.file("compose.yaml")
+        #expect(compose.contains("env_file:") && compose.contains("path: .env") && compose.contains("required: false"))
+        #expect(compose.contains("HOST: 0.0.0.0") && compose.contains("PORT: 8002") && compose.contains("DATABASE_URL: postgresql://"))
+        #expect(compose.contains("image: timescale/timescaledb"))
+        // The image runs as a user of its own, listens where compose expects, and checks /ready.
+        let dockerfile = try Self.file("Dockerfile")
+        #expect(dockerfile.contains("USER analytics") && dockerfile.contains("useradd --system"))
+        #expect(dockerfile.contains("EXPOSE 8002") && dockerfile.contains("PORT=8002"))
+        #expect(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("/ready"))
     }
 }

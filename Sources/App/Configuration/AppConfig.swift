@@ -5,6 +5,8 @@ import Logging
 public struct AppConfig: Sendable {
     /// PostgreSQL URL or connection string; `nil` starts the embedded server.
     public var databaseURL: String?
+    /// Every variable the server reads, in the order read (each one is documented in `.env.example`).
+    public internal(set) var settingNames: [String] = []
     /// Folder of the embedded PostgreSQL server (used when `databaseURL` is nil).
     public var embeddedPostgresDirectory: String
     public var host: String
@@ -138,6 +140,7 @@ public struct AppConfig: Sendable {
             reader.problems.append("PIPES_DIR \"\(pipesDirectory)\" does not exist")
         }
         if !reader.problems.isEmpty { throw Invalid(problems: reader.problems) }
+        settingNames = reader.names
     }
 }
 
@@ -145,8 +148,11 @@ public struct AppConfig: Sendable {
 struct SettingsReader {
     let values: [String: String]
     var problems: [String] = []
+    /// The variables asked for so far.
+    var names: [String] = []
 
-    func string(_ name: String) -> String? {
+    mutating func string(_ name: String) -> String? {
+        if !names.contains(name) { names.append(name) }
         guard let value = values[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
         return value
     }
