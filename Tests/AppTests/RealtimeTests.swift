@@ -145,6 +145,13 @@ struct RealtimeTests {
         #expect(!subscriber.offer("{}", force: true))
         subscriber.close()
         #expect(await subscriber.next() == nil)
+
+        // A commit's events in one offer: as many as fit, in order; the rest dropped and reported.
+        let batched = RealtimeSubscriber(id: 2, filter: RealtimeFilter(scope: DataScope(workspaceID: 1)), capacity: 3)
+        batched.offer(contentsOf: (1...2).map { ByteBuffer(string: #"{"n":\#($0)}"#) })
+        batched.offer(contentsOf: (3...5).map { ByteBuffer(string: #"{"n":\#($0)}"#) })
+        let taken = await batched.next()?.map { String(buffer: $0) }
+        #expect(taken == [#"{"dropped":2,"n":1}"#, #"{"n":2}"#, #"{"n":3}"#])
     }
 
     @Test("stats: hand-counted windows, totals, bots left out, tenants, anonymous access and its setting")
@@ -296,6 +303,47 @@ struct RealtimeTests {
             await #expect(throws: (any Error).self) {
                 try await client.ws("/api/realtime/ws?token=ak_wrong") { _, _, _ in }
             }
+        }
+    }
+
+    @Test("?batch=1 sends what waits as one batch message: the same messages, in order, one WebSocket message per take")
+    func batched() async throws {
+        try await withTestApp(["PORT": "0"], testingSetup: .live) { client, _ in
+            try await client.ws("/api/realtime/ws?batch=1") { inbound, outbound, _ in
+                let socket = SocketReader(inbound, outbound)
+                let greeting = try await socket.receive { !$0.isEmpty }
+                #expect(greeting.allSatisfy { $0["type"] == "batch" })
+                let pages = (1...30).map { "/b\($0)" }
+                try await postBatch(client, pages.map { pageView($0, session: "s") })
+                try await outbound.write(.text("ping"))
+                let frames = try await socket.receive { frames in
+                    let messages = frames.flatMap(Self.unbatched)
+                    return liveEvents(messages).count == 30 && messages.contains { $0["type"] == "pong" }
+                }
+                #expect(frames.allSatisfy { $0["type"] == "batch" })
+                // 30 events from one commit: fewer WebSocket messages than events.
+                #expect(frames.count < 30)
+                #expect(liveEvents(frames.flatMap(Self.unbatched)).map { $0["page"] } == pages.map(JSONValue.string))
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+        }
+        // Chunks of at most `limit` messages, each a JSON object holding the messages as they are.
+        let messages = (0..<5).map { ByteBuffer(string: #"{"n":\#($0)}"#) }
+        let chunks = RealtimeController.batches(messages, limit: 2).map { String(buffer: $0) }
+        #expect(
+            chunks == [
+                #"{"type":"batch","messages":[{"n":0},{"n":1}]}"#, #"{"type":"batch","messages":[{"n":2},{"n":3}]}"#,
+                #"{"type":"batch","messages":[{"n":4}]}"#,
+            ]
+        )
+    }
+
+    /// The messages of a batch message.
+    static func unbatched(_ frame: [String: JSONValue]) -> [[String: JSONValue]] {
+        guard case .array(let items)? = frame["messages"] else { return [frame] }
+        return items.compactMap { item in
+            guard case .object(let object) = item else { return nil }
+            return object
         }
     }
 

@@ -1,6 +1,7 @@
 // realtime-bench: opens N WebSocket clients on /api/realtime/ws, reads for a while, and reports how late events
 // arrived: the time each event message is read minus its `received_at` (the server's clock when the request that
-// carried it arrived, so the figure includes the commit). Same machine, same clock. Used by bench/realtime.
+// carried it arrived, so the figure includes the commit). Same machine, same clock. Used by bench/realtime. The URL
+// may ask for batched messages (`?batch=1`); every event in a batch counts.
 //
 //     realtime-bench <ws-url> <clients> <seconds> <output.json>
 import Foundation
@@ -46,7 +47,6 @@ struct Tally: Sendable {
 enum Messages {
     static let marker = Array(#""received_at":""#.utf8)
     static let droppedPrefix = Array(#"{"dropped":"#.utf8)
-    static let eventPrefix = Array(#"{"type":"event""#.utf8)
 
     /// Seconds since UTC midnight of an ISO time `"2026-11-27T20:15:03.123Z…"` (parsed by hand: Foundation is too slow here).
     static func secondsOfDay(_ bytes: ArraySlice<UInt8>) -> Double? {
@@ -65,33 +65,46 @@ enum Messages {
     }
 
     /// Reads one message's bytes (the frames' bytes, not a String: decoding every message would slow the clients).
+    /// A message is one event or stats message, or a batch of them (`?batch=1`): every event in it is counted by its
+    /// `"received_at"`, and every `{"dropped":n` adds n. `memmem` finds them (the clients share the server's cores).
     static func read(_ bytes: UnsafeRawBufferPointer, into tally: inout Tally) {
         let now = Date().timeIntervalSince1970.truncatingRemainder(dividingBy: 86_400)
-        var body = bytes[...]
-        if body.starts(with: droppedPrefix) {
-            let digits = body.dropFirst(droppedPrefix.count).prefix { (48...57).contains($0) }
-            tally.dropped += Int(String(decoding: digits, as: UTF8.self)) ?? 0
-            body = body.dropFirst(droppedPrefix.count + digits.count + 1)
+        for start in occurrences(marker, in: bytes) {
+            guard let sent = secondsOfDay(Array(bytes[start..<min(start + 24, bytes.count)])[...]) else { continue }
+            var latency = now - sent
+            if latency < -43_200 { latency += 86_400 }
+            tally.events += 1
+            tally.buckets[min(100_000, max(0, Int(latency * 10_000)))] += 1
         }
-        guard body.starts(with: eventPrefix) || body.starts(with: eventPrefix.dropFirst()) else { return }
-        guard let start = find(marker, in: body), let sent = secondsOfDay(Array(body[start...].prefix(24))[...]) else { return }
-        var latency = now - sent
-        if latency < -43_200 { latency += 86_400 }
-        tally.events += 1
-        tally.buckets[min(100_000, max(0, Int(latency * 10_000)))] += 1
+        for start in occurrences(droppedPrefix, in: bytes) {
+            var count = 0
+            var index = start
+            while index < bytes.count, (48...57).contains(bytes[index]) {
+                count = count * 10 + Int(bytes[index] - 48)
+                index += 1
+            }
+            tally.dropped += count
+        }
     }
 
-    /// The index just past `needle` in `haystack`.
-    static func find(_ needle: [UInt8], in haystack: Slice<UnsafeRawBufferPointer>) -> Int? {
-        guard let first = needle.first, haystack.count >= needle.count else { return nil }
-        var index = haystack.startIndex
-        while index <= haystack.endIndex - needle.count {
-            if haystack[index] == first, haystack[index..<index + needle.count].elementsEqual(needle) { return index + needle.count }
-            index += 1
+    /// The offsets just past each occurrence of `needle`.
+    static func occurrences(_ needle: [UInt8], in bytes: UnsafeRawBufferPointer) -> [Int] {
+        guard let base = bytes.baseAddress else { return [] }
+        var found: [Int] = []
+        var offset = 0
+        needle.withUnsafeBytes { pattern in
+            while offset < bytes.count, let hit = memmem(base + offset, bytes.count - offset, pattern.baseAddress, needle.count) {
+                offset = base.distance(to: UnsafeRawPointer(hit)) + needle.count
+                found.append(offset)
+            }
         }
-        return nil
+        return found
     }
 }
+
+/// glibc's `memmem` (its header declares it only for _GNU_SOURCE, so Swift's Glibc module leaves it out).
+@_silgen_name("memmem")
+func memmem(_ haystack: UnsafeRawPointer?, _ haystackLength: Int, _ needle: UnsafeRawPointer?, _ needleLength: Int) -> UnsafeMutableRawPointer?
 
 let total = Mutex(Tally())
 let logger = Logger(label: "realtime-bench")

@@ -46,6 +46,7 @@ extension RealtimeController {
                 .query("token", Schema.string, "a read token, instead of Authorization"),
                 .query("event_type", Schema.string, "only events of this type"),
                 .query("page", Schema.string, "only events of this page"),
+                .query("batch", Schema.boolean, #"true: everything waiting in one {"type": "batch", "messages": […]} message"#),
             ]
         )
         .response(101, ["description": "switching to the WebSocket protocol"])

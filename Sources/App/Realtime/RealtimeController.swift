@@ -74,7 +74,8 @@ struct RealtimeController {
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
             let filter = try access.filter(for: context.request, identity: context.requestContext.identity)
-            try await stream(inbound: inbound, outbound: outbound, filter: filter)
+            let batched = context.request.uri.queryParameters["batch"].map { $0 == "1" || $0 == "true" } ?? false
+            try await stream(inbound: inbound, outbound: outbound, filter: filter, batched: batched)
         }
     }
 
@@ -91,8 +92,9 @@ struct RealtimeController {
     }
 
     /// Greets the client with its scope's stats and latest events, then forwards what the hub queues for it while
-    /// answering its `ping`s.
-    func stream(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, filter: RealtimeFilter) async throws {
+    /// answering its `ping`s. `batched` (`?batch=1`): everything waiting goes in one `{"type":"batch","messages":[…]}`
+    /// message, so a busy stream costs a client one WebSocket message per commit rather than one per event.
+    func stream(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, filter: RealtimeFilter, batched: Bool = false) async throws {
         let subscriber = hub.subscribe(filter)
         defer { hub.unsubscribe(subscriber) }
         if let stats = try? await hub.stats(for: filter.scope), let message = RealtimeHub.statsMessage(stats) {
@@ -104,7 +106,13 @@ struct RealtimeController {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 while let messages = await subscriber.next() {
-                    for message in messages { try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: message))) }
+                    if batched {
+                        for chunk in Self.batches(messages) {
+                            try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: chunk)))
+                        }
+                    } else {
+                        for message in messages { try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: message))) }
+                    }
                 }
             }
             for try await message in inbound.messages(maxSize: 64 * 1024) {
@@ -113,6 +121,23 @@ struct RealtimeController {
             }
             subscriber.close()
             group.cancelAll()
+        }
+    }
+
+    /// Messages joined into `{"type":"batch","messages":[…]}` messages of at most `limit` messages each, unchanged
+    /// inside (the first still carries `"dropped"` when messages were dropped).
+    static func batches(_ messages: [ByteBuffer], limit: Int = 1000) -> [ByteBuffer] {
+        stride(from: 0, to: messages.count, by: limit).map { start in
+            let chunk = messages[start..<min(start + limit, messages.count)]
+            var buffer = ByteBuffer()
+            buffer.reserveCapacity(chunk.reduce(40) { $0 + $1.readableBytes + 1 })
+            buffer.writeString(#"{"type":"batch","messages":["#)
+            for (index, message) in chunk.enumerated() {
+                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                buffer.writeImmutableBuffer(message)
+            }
+            buffer.writeString("]}")
+            return buffer
         }
     }
 

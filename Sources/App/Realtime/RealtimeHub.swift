@@ -135,14 +135,21 @@ public final class RealtimeHub: Service, Sendable {
             return Array(state.subscribers.values)
         }
         guard !subscribers.isEmpty else { return }
-        // Each event is encoded once, into one buffer that every matching subscriber shares.
+        // Each event is encoded once (when a subscriber first wants it), into one buffer that every matching
+        // subscriber shares; each subscriber gets the batch's events in one offer.
         let encoder = JSONEncoder.api
-        for event in events {
-            var message: ByteBuffer?
-            for subscriber in subscribers where subscriber.filter.matches(event.record) {
-                if message == nil { message = Self.eventMessage(event, encoder: encoder).map { ByteBuffer(string: $0) } }
-                if let message { subscriber.offer(message) }
+        var messages = [ByteBuffer?](repeating: nil, count: events.count)
+        var encoded = [Bool](repeating: false, count: events.count)
+        for subscriber in subscribers {
+            var matching: [ByteBuffer] = []
+            for (index, event) in events.enumerated() where subscriber.filter.matches(event.record) {
+                if !encoded[index] {
+                    messages[index] = Self.eventMessage(event, encoder: encoder).map { ByteBuffer(string: $0) }
+                    encoded[index] = true
+                }
+                if let message = messages[index] { matching.append(message) }
             }
+            subscriber.offer(contentsOf: matching)
         }
     }
 

@@ -73,6 +73,22 @@ public final class RealtimeSubscriber: Sendable {
         return queued
     }
 
+    /// Queues messages in order, as many as fit; the rest are dropped (and counted). One lock and one wake-up for all of
+    /// them: the hub hands each client a commit's events at once.
+    func offer(contentsOf messages: [ByteBuffer]) {
+        guard !messages.isEmpty else { return }
+        let dropped = state.withLock { state -> Int in
+            guard !state.closed else { return 0 }
+            let room = max(0, capacity - state.messages.count)
+            state.messages.append(contentsOf: messages.prefix(room))
+            let dropped = max(0, messages.count - room)
+            state.dropped += dropped
+            return dropped
+        }
+        if dropped < messages.count { ring.yield() }
+        if dropped > 0 { droppedCounter?.increment(by: Int64(dropped)) }
+    }
+
     /// Queues a text message (the greeting, replies to the client's own messages).
     @discardableResult
     func offer(_ message: String, force: Bool = false) -> Bool { offer(ByteBuffer(string: message), force: force) }
