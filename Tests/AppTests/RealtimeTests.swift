@@ -116,6 +116,47 @@ func withTwoLiveApps(
 
 @Suite("Realtime: stats, WebSocket stream, fan-out across servers, slow clients, database restarts")
 struct RealtimeTests {
+    @Test("event messages are written by hand and say exactly what the JSONEncoder of the REST API says")
+    func eventJSON() throws {
+        let full = EventRecord(
+            workspaceID: 3,
+            tenantID: "t\"1",
+            time: Date(timeIntervalSince1970: 1_790_000_000.25),
+            receivedAt: Date(timeIntervalSince1970: 1_790_000_001),
+            eventID: "e/1",
+            eventType: "page_view",
+            eventName: "Ünïcode ✓ \u{1F600}",
+            userID: "line\nbreak\ttab\u{1}",
+            sessionID: "s",
+            page: "/a?b=\\c",
+            url: "https://x.test/a",
+            referrer: nil,
+            source: "direct",
+            referrerDomain: nil,
+            userAgent: "Mozilla/5.0",
+            browser: "Firefox",
+            os: "Linux",
+            deviceType: "desktop",
+            isBot: false,
+            country: "DE",
+            ip: "10.0.0.0",
+            duration: 45.5,
+            clicks: 3,
+            feature: "export",
+            properties: #"{"plan": "pro", "n": [1, 2.5, null]}"#,
+            datasource: "api"
+        )
+        var bare = full
+        (bare.tenantID, bare.eventID, bare.eventName, bare.userID, bare.page, bare.properties) = (nil, nil, nil, nil, nil, nil)
+        (bare.duration, bare.clicks, bare.isBot) = (45, nil, true)
+        for record in [full, bare] {
+            let event = StoredEvent(id: 42, record: record)
+            let byHand = try JSONParser.parse(EventResponse.jsonText(event))
+            let encoded = try JSONParser.parse(String(decoding: try JSONEncoder.api.encode(EventResponse(event)), as: UTF8.self))
+            #expect(byHand == encoded)
+        }
+    }
+
     @Test("notices: id ranges round-trip and split under PostgreSQL's payload limit")
     func notices() {
         let ids = Array(1...5) + [9] + Array(20...30)

@@ -75,7 +75,7 @@ extension JSONValue {
         }
     }
 
-    private static func writeString(_ value: String, to text: inout String) {
+    static func writeString(_ value: String, to text: inout String) {
         text += "\""
         for scalar in value.unicodeScalars {
             switch scalar {

@@ -101,7 +101,7 @@ struct RealtimeController {
             subscriber.offer(message, force: true)
         }
         for event in hub.recentEvents(for: filter) {
-            if let message = RealtimeHub.eventMessage(event, recent: true) { subscriber.offer(message, force: true) }
+            subscriber.offer(RealtimeHub.eventMessage(event, recent: true), force: true)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {

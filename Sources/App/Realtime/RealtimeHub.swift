@@ -137,17 +137,14 @@ public final class RealtimeHub: Service, Sendable {
         guard !subscribers.isEmpty else { return }
         // Each event is encoded once (when a subscriber first wants it), into one buffer that every matching
         // subscriber shares; each subscriber gets the batch's events in one offer.
-        let encoder = JSONEncoder.api
+        // (Indices rather than elements: binding each event would copy its twenty strings, per subscriber.)
         var messages = [ByteBuffer?](repeating: nil, count: events.count)
-        var encoded = [Bool](repeating: false, count: events.count)
         for subscriber in subscribers {
+            let filter = subscriber.filter
             var matching: [ByteBuffer] = []
-            for (index, event) in events.enumerated() where subscriber.filter.matches(event.record) {
-                if !encoded[index] {
-                    messages[index] = Self.eventMessage(event, encoder: encoder).map { ByteBuffer(string: $0) }
-                    encoded[index] = true
-                }
-                if let message = messages[index] { matching.append(message) }
+            for index in events.indices where filter.matches(events[index].record) {
+                if messages[index] == nil { messages[index] = ByteBuffer(string: Self.eventMessage(events[index])) }
+                matching.append(messages[index]!)
             }
             subscriber.offer(contentsOf: matching)
         }
@@ -161,9 +158,8 @@ public final class RealtimeHub: Service, Sendable {
     }
 
     /// `{"type":"event","event":{…}}` with every column of the event.
-    static func eventMessage(_ event: StoredEvent, encoder: JSONEncoder = .api, recent: Bool = false) -> String? {
-        guard let json = try? encoder.encode(EventResponse(event)), let text = String(data: json, encoding: .utf8) else { return nil }
-        return "{\"type\":\"event\"\(recent ? ",\"recent\":true" : ""),\"event\":\(text)}"
+    static func eventMessage(_ event: StoredEvent, recent: Bool = false) -> String {
+        "{\"type\":\"event\"\(recent ? ",\"recent\":true" : ""),\"event\":\(EventResponse.jsonText(event))}"
     }
 
     /// `{"type":"stats",…}`.
