@@ -368,15 +368,19 @@ struct RealtimeTests {
                 try await outbound.close(.normalClosure, reason: nil)
             }
         }
-        // Chunks of at most `limit` messages, each a JSON object holding the messages as they are.
-        let messages = (0..<5).map { ByteBuffer(string: #"{"n":\#($0)}"#) }
-        let chunks = RealtimeController.batches(messages, limit: 2).map { String(buffer: $0) }
-        #expect(
-            chunks == [
-                #"{"type":"batch","messages":[{"n":0},{"n":1}]}"#, #"{"type":"batch","messages":[{"n":2},{"n":3}]}"#,
-                #"{"type":"batch","messages":[{"n":4}]}"#,
-            ]
-        )
+        // Batch messages hold the messages as they are; a batch inside a batch gives its messages (a client that fell
+        // behind gets one flat list), and drops are reported at the top.
+        let one = RealtimeSubscriber.batchMessage([ByteBuffer(string: #"{"n":1}"#), ByteBuffer(string: #"{"n":2}"#)])
+        #expect(String(buffer: one) == #"{"type":"batch","messages":[{"n":1},{"n":2}]}"#)
+        let flat = RealtimeSubscriber.batchMessage([one, ByteBuffer(string: #"{"type":"pong"}"#), one], dropped: 7)
+        #expect(String(buffer: flat) == #"{"type":"batch","dropped":7,"messages":[{"n":1},{"n":2},{"type":"pong"},{"n":1},{"n":2}]}"#)
+        // A batch is queued whole or dropped whole, its events counted against the capacity.
+        let subscriber = RealtimeSubscriber(id: 9, filter: RealtimeFilter(scope: DataScope(workspaceID: 1)), capacity: 3, batched: true)
+        subscriber.offer(batch: one, count: 2)
+        subscriber.offer(batch: one, count: 2)
+        let taken = await subscriber.take()
+        #expect(taken?.messages.map { String(buffer: $0) } == [String(buffer: one)])
+        #expect(taken?.dropped == 2)
     }
 
     /// The messages of a batch message.

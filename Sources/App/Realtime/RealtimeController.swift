@@ -93,9 +93,10 @@ struct RealtimeController {
 
     /// Greets the client with its scope's stats and latest events, then forwards what the hub queues for it while
     /// answering its `ping`s. `batched` (`?batch=1`): everything waiting goes in one `{"type":"batch","messages":[…]}`
-    /// message, so a busy stream costs a client one WebSocket message per commit rather than one per event.
+    /// message (with `"dropped": n` when messages were dropped), so a busy stream costs a client one WebSocket message
+    /// per commit rather than one per event.
     func stream(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, filter: RealtimeFilter, batched: Bool = false) async throws {
-        let subscriber = hub.subscribe(filter)
+        let subscriber = hub.subscribe(filter, batched: batched)
         defer { hub.unsubscribe(subscriber) }
         if let stats = try? await hub.stats(for: filter.scope), let message = RealtimeHub.statsMessage(stats) {
             subscriber.offer(message, force: true)
@@ -105,12 +106,17 @@ struct RealtimeController {
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                while let messages = await subscriber.next() {
-                    if batched {
-                        for chunk in Self.batches(messages) {
-                            try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: chunk)))
-                        }
-                    } else {
+                if batched {
+                    // Usually one commit's shared batch message, sent as it is; more when the client fell behind.
+                    while let (messages, dropped) = await subscriber.take() {
+                        let message =
+                            messages.count == 1 && dropped == 0
+                                && messages[0].readableBytesView.starts(with: RealtimeSubscriber.batchPrefix.readableBytesView)
+                            ? messages[0] : RealtimeSubscriber.batchMessage(messages, dropped: dropped)
+                        try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: message)))
+                    }
+                } else {
+                    while let messages = await subscriber.next() {
                         for message in messages { try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: message))) }
                     }
                 }
@@ -121,23 +127,6 @@ struct RealtimeController {
             }
             subscriber.close()
             group.cancelAll()
-        }
-    }
-
-    /// Messages joined into `{"type":"batch","messages":[…]}` messages of at most `limit` messages each, unchanged
-    /// inside (the first still carries `"dropped"` when messages were dropped).
-    static func batches(_ messages: [ByteBuffer], limit: Int = 1000) -> [ByteBuffer] {
-        stride(from: 0, to: messages.count, by: limit).map { start in
-            let chunk = messages[start..<min(start + limit, messages.count)]
-            var buffer = ByteBuffer()
-            buffer.reserveCapacity(chunk.reduce(40) { $0 + $1.readableBytes + 1 })
-            buffer.writeString(#"{"type":"batch","messages":["#)
-            for (index, message) in chunk.enumerated() {
-                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
-                buffer.writeImmutableBuffer(message)
-            }
-            buffer.writeString("]}")
-            return buffer
         }
     }
 

@@ -67,13 +67,14 @@ public final class RealtimeHub: Service, Sendable {
     // MARK: Subscribers
 
     /// Registers a client; it receives matching events and stats until `unsubscribe`.
-    public func subscribe(_ filter: RealtimeFilter) -> RealtimeSubscriber {
+    public func subscribe(_ filter: RealtimeFilter, batched: Bool = false) -> RealtimeSubscriber {
         state.withLock { state in
             state.nextSubscriberID += 1
             let subscriber = RealtimeSubscriber(
                 id: state.nextSubscriberID,
                 filter: filter,
                 capacity: clientQueue,
+                batched: batched,
                 droppedCounter: metrics?.realtimeDropped
             )
             state.subscribers[subscriber.id] = subscriber
@@ -136,17 +137,26 @@ public final class RealtimeHub: Service, Sendable {
         }
         guard !subscribers.isEmpty else { return }
         // Each event is encoded once (when a subscriber first wants it), into one buffer that every matching
-        // subscriber shares; each subscriber gets the batch's events in one offer.
+        // subscriber shares; each subscriber gets the commit's events in one offer. Batched subscribers that match the
+        // same events share one batch message, built once.
         // (Indices rather than elements: binding each event would copy its twenty strings, per subscriber.)
         var messages = [ByteBuffer?](repeating: nil, count: events.count)
+        var batches: [[Int]: ByteBuffer] = [:]
         for subscriber in subscribers {
             let filter = subscriber.filter
-            var matching: [ByteBuffer] = []
+            var matching: [Int] = []
             for index in events.indices where filter.matches(events[index].record) {
                 if messages[index] == nil { messages[index] = ByteBuffer(string: Self.eventMessage(events[index])) }
-                matching.append(messages[index]!)
+                matching.append(index)
             }
-            subscriber.offer(contentsOf: matching)
+            guard !matching.isEmpty else { continue }
+            if subscriber.batched {
+                let batch = batches[matching] ?? RealtimeSubscriber.batchMessage(matching.map { messages[$0]! })
+                batches[matching] = batch
+                subscriber.offer(batch: batch, count: matching.count)
+            } else {
+                subscriber.offer(contentsOf: matching.map { messages[$0]! })
+            }
         }
     }
 
