@@ -190,7 +190,10 @@ public final class EventWriter: Service, Sendable {
                 return .stored(StoredEvent(id: id, record: event.record))
             }
         }
-        publisher.yield(stored.compactMap { if case .stored(let event) = $0 { event } else { nil } })
+        if case .dropped(let lost) = publisher.yield(stored.compactMap { if case .stored(let event) = $0 { event } else { nil } }) {
+            // The realtime hub fell 8 batches behind: its clients miss these events (they stay stored).
+            logger.warning("realtime: the hub is behind; a committed batch was not streamed", metadata: ["events": "\(lost.count)"])
+        }
         var result: [[Outcome]] = []
         var index = 0
         for request in requests {

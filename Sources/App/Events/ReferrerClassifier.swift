@@ -29,14 +29,31 @@ public enum ReferrerClassifier {
         "mail.",
     ]
 
+    struct ClassificationKey: Hashable, Sendable {
+        var referrer: String
+        /// The host of the page's URL.
+        var siteHost: String?
+    }
+
+    /// Referrers repeat: each is classified once (the domain lists are searched with Foundation's string search,
+    /// which showed in ingest profiles).
+    static let classificationCache = BoundedCache<ClassificationKey, TrafficSource>(capacity: 10_000)
+
     /// Classifies `referrer` (a URL, or a bare host). A referrer on `site` (the page's own host) is internal.
     public static func classify(_ referrer: String?, site: String? = nil) -> TrafficSource {
         guard let referrer = referrer?.trimmingCharacters(in: .whitespaces), !referrer.isEmpty else {
             return TrafficSource(source: "direct", domain: nil)
         }
+        let siteHost = site.flatMap(host(of:))
+        return classificationCache.value(for: ClassificationKey(referrer: referrer, siteHost: siteHost)) {
+            classifyUncached(referrer, siteHost: siteHost)
+        }
+    }
+
+    static func classifyUncached(_ referrer: String, siteHost: String?) -> TrafficSource {
         guard let host = host(of: referrer) else { return TrafficSource(source: "referral", domain: nil) }
         let domain = host.hasPrefix("www.") ? String(host.dropFirst(4)) : host
-        if let site = site.flatMap(host(of:)) {
+        if let site = siteHost {
             let siteDomain = site.hasPrefix("www.") ? String(site.dropFirst(4)) : site
             if domain == siteDomain { return TrafficSource(source: "internal", domain: domain) }
         }

@@ -254,7 +254,10 @@ public final class RealtimeHub: Service, Sendable {
             let live = state.liveIDsDuringLoad ?? []
             state.liveIDsDuringLoad = nil
             for event in loaded where !live.contains(event.id) {
-                Self.count(event.record, arrival: nil, now: now, in: &state.windows)
+                // Events that arrived in the last minute count as arrivals at their received_at, so the rate is
+                // right even when the load ran after they were committed but before the writer's batch came in.
+                let received = Int(event.record.receivedAt.timeIntervalSince1970.rounded(.down))
+                Self.count(event.record, arrival: now - received < 60 ? received : nil, now: now, in: &state.windows)
                 state.loadedIDs.insert(event.id)
             }
             for (workspace, events) in latest where state.recent[workspace] == nil {
