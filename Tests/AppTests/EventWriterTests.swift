@@ -67,4 +67,20 @@ struct EventWriterTests {
         #expect(acknowledged > 0)
         await pool.close()
     }
+
+    @Test("batches the realtime hub is too far behind to take are counted, for its clients to be told")
+    func unstreamedBatches() async throws {
+        let pool = try await TestDatabase.makePool(size: 4)
+        try await Migrator(migrations: try Migrator.bundled(), logger: TestDatabase.logger).migrate(pool)
+        let writer = EventWriter(pool: pool, logger: TestDatabase.logger)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: writer)], logger: TestDatabase.logger))
+        let running = Task { try await group.run() }
+        // Nobody reads `committed`: it keeps the newest 8 batches; one write at a time makes one batch each.
+        for index in 0..<12 { _ = try await writer.write([Self.record(index)]) }
+        #expect(writer.takeUnstreamed() == 4)
+        #expect(writer.takeUnstreamed() == 0)
+        await group.triggerGracefulShutdown()
+        try await running.value
+        await pool.close()
+    }
 }

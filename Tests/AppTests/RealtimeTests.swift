@@ -193,6 +193,10 @@ struct RealtimeTests {
         batched.offer(contentsOf: (3...5).map { ByteBuffer(string: #"{"n":\#($0)}"#) })
         let taken = await batched.next()?.map { String(buffer: $0) }
         #expect(taken == [#"{"dropped":2,"n":1}"#, #"{"n":2}"#, #"{"n":3}"#])
+        // Events the hub never had (it fell behind the writer) are reported with the next message too.
+        batched.reportDropped(5)
+        batched.offer(contentsOf: [ByteBuffer(string: #"{"n":6}"#)])
+        #expect(await batched.next()?.map { String(buffer: $0) } == [#"{"dropped":5,"n":6}"#])
     }
 
     @Test("stats: hand-counted windows, totals, bots left out, tenants, anonymous access and its setting")

@@ -53,6 +53,8 @@ public final class EventWriter: Service, Sendable {
     /// Where batches and rows are counted (`GET /metrics`); nil counts nothing.
     let metrics: AppMetrics?
     private let queue = Mutex(Queue())
+    /// Committed events the realtime hub was too far behind to take (see `committed`), not yet reported.
+    private let unstreamed = Mutex(0)
     private let doorbell: AsyncStream<Void>
     private let ring: AsyncStream<Void>.Continuation
     private let publisher: AsyncStream<[StoredEvent]>.Continuation
@@ -70,6 +72,14 @@ public final class EventWriter: Service, Sendable {
         (doorbell, ring) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
         // A few batches at most wait for a slow reader; older ones are dropped rather than held in memory.
         (committed, publisher) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(8))
+    }
+
+    /// Committed events left out of `committed` since the last call (the hub reports them to its clients as dropped).
+    func takeUnstreamed() -> Int {
+        unstreamed.withLock { count in
+            defer { count = 0 }
+            return count
+        }
     }
 
     /// Stores records and returns once they are committed (or fails with the write's error).
@@ -191,7 +201,8 @@ public final class EventWriter: Service, Sendable {
             }
         }
         if case .dropped(let lost) = publisher.yield(stored.compactMap { if case .stored(let event) = $0 { event } else { nil } }) {
-            // The realtime hub fell 8 batches behind: its clients miss these events (they stay stored).
+            // The realtime hub fell 8 batches behind: its clients miss these events (they stay stored), and are told.
+            unstreamed.withLock { $0 += lost.count }
             logger.warning("realtime: the hub is behind; a committed batch was not streamed", metadata: ["events": "\(lost.count)"])
         }
         var result: [[Outcome]] = []

@@ -135,7 +135,10 @@ public final class RealtimeHub: Service, Sendable {
             }
             return Array(state.subscribers.values)
         }
+        // Batches the writer had to leave out because this hub fell behind: every client may have missed them.
+        let missed = writer.takeUnstreamed()
         guard !subscribers.isEmpty else { return }
+        if missed > 0 { for subscriber in subscribers { subscriber.reportDropped(missed) } }
         // Each event is encoded once (when a subscriber first wants it), into one buffer that every matching
         // subscriber shares; each subscriber gets the commit's events in one offer. Batched subscribers that match the
         // same events share one batch message, built once.

@@ -114,6 +114,12 @@ public final class RealtimeSubscriber: Sendable {
         if queued { ring.yield() } else { droppedCounter?.increment(by: Int64(count)) }
     }
 
+    /// Counts messages the client missed without their being offered (the hub fell behind the writer); its next
+    /// message reports them.
+    func reportDropped(_ count: Int) {
+        state.withLock { $0.dropped += count }
+    }
+
     /// Queues a text message (the greeting, replies to the client's own messages).
     @discardableResult
     func offer(_ message: String, force: Bool = false) -> Bool { offer(ByteBuffer(string: message), force: force) }
