@@ -22,7 +22,16 @@ extension AnalyticsController {
     static func operation(_ name: String, id: String, summary: String, defaultHours: Int) -> APIOperation {
         APIOperation.get("/api/analytics/\(name)", id: id, tag: "analytics", summary: summary, access: .bearer)
             .parameters(commonParameters(defaultHours: defaultHours))
-            .response(408, .json("the query took too long: narrow the window", Schema.ref("Detail")))
+            .error(408, "the query took too long: narrow the window")
+    }
+
+    /// Sessions grouped by columns of their first event (`sessionsByFirstEvent`), most visits first.
+    static func sessionBreakdown(_ name: String, id: String, summary: String, dimensions: KeyValuePairs<String, JSONValue>) -> APIOperation {
+        let columns =
+            dimensions.map { ($0.key, $0.value) } + [("visits", Schema.integer), ("visitors", Schema.integer), ("percentage", Schema.number)]
+        return operation(name, id: id, summary: summary, defaultHours: 24)
+            .parameters([limit(20, maximum: 1000)])
+            .response(200, rows("most visits first", Schema.object(columns)))
     }
 
     static let operations: [APIOperation] = [
@@ -123,37 +132,21 @@ extension AnalyticsController {
                     ])
                 )
             ),
-        operation("traffic-sources", id: "trafficSources", summary: "Sessions by where they came from", defaultHours: 24)
-            .parameters([limit(20, maximum: 1000)])
-            .response(
-                200,
-                rows(
-                    "most visits first",
-                    Schema.object([
-                        "source": ["type": "string", "description": "direct, search, social, email or referral"],
-                        "referrer_domain": Schema.nullable("string"),
-                        "visits": Schema.integer,
-                        "visitors": Schema.integer,
-                        "percentage": Schema.number,
-                    ])
-                )
-            ),
-        operation("devices", id: "devices", summary: "Sessions by device type, browser and OS", defaultHours: 24)
-            .parameters([limit(20, maximum: 1000)])
-            .response(
-                200,
-                rows(
-                    "most visits first",
-                    Schema.object([
-                        "device_type": Schema.nullable("string"),
-                        "browser": Schema.nullable("string"),
-                        "os": Schema.nullable("string"),
-                        "visits": Schema.integer,
-                        "visitors": Schema.integer,
-                        "percentage": Schema.number,
-                    ])
-                )
-            ),
+        sessionBreakdown(
+            "traffic-sources",
+            id: "trafficSources",
+            summary: "Sessions by where they came from",
+            dimensions: [
+                "source": ["type": "string", "description": "direct, search, social, email or referral"],
+                "referrer_domain": Schema.nullable("string"),
+            ]
+        ),
+        sessionBreakdown(
+            "devices",
+            id: "devices",
+            summary: "Sessions by device type, browser and OS",
+            dimensions: ["device_type": Schema.nullable("string"), "browser": Schema.nullable("string"), "os": Schema.nullable("string")]
+        ),
         operation("paths", id: "paths", summary: "Which page visitors went to next", defaultHours: 24)
             .parameters([.query("page", Schema.string, "only transitions from this page"), limit(20, maximum: 1000)])
             .response(

@@ -26,8 +26,8 @@ extension AuthController {
                 )
             )
             .response(201, .json("the user (never its password hash)", Schema.ref("User")))
-            .response(400, .json("the username or email is taken", Schema.ref("Detail")))
-            .response(403, .json("registration is closed to this caller (REGISTRATION)", Schema.ref("Detail"))),
+            .error(400, "the username or email is taken")
+            .error(403, "registration is closed to this caller (REGISTRATION)"),
         APIOperation.post(
             "/api/auth/login",
             id: "login",
@@ -56,8 +56,8 @@ extension AuthController {
                 ])
             )
         )
-        .response(400, .json("the user is inactive", Schema.ref("Detail")))
-        .response(401, .json("wrong username or password", Schema.ref("Detail"))),
+        .error(400, "the user is inactive")
+        .error(401, "wrong username or password"),
         APIOperation.get("/api/auth/me", id: "me", tag: "auth", summary: "The logged-in user", access: .bearer)
             .response(200, .json("the user", Schema.ref("User"))),
         APIOperation.get("/api/auth/users", id: "listUsers", tag: "auth", summary: "Every user (superusers only)", access: .bearer)

@@ -35,15 +35,15 @@ extension TokensController {
             )
             .response(201, .json("the token, with its secret (shown only here)", Schema.ref("Token")))
             .link(from: 201, "revoke", to: "revokeToken", parameters: ["id": "$response.body#/id"])
-            .response(404, .json("the workspace does not exist", Schema.ref("V0Error"))),
+            .error(404, "the workspace does not exist"),
         APIOperation.get("/v0/tokens", id: "listTokens", tag: "tokens", summary: "The workspace's API tokens, newest first", access: .bearerOrQuery)
             .parameters([workspaceParameter])
             .response(200, .json("the tokens, without secrets", Schema.object(["tokens": Schema.array(Schema.ref("Token"))])))
-            .response(404, .json("the workspace does not exist", Schema.ref("V0Error"))),
+            .error(404, "the workspace does not exist"),
         APIOperation.delete("/v0/tokens/{id}", id: "revokeToken", tag: "tokens", summary: "Revoke an API token", access: .bearerOrQuery)
             .parameters([.path("id", ["type": "string", "format": "uuid"], "the token's id"), workspaceParameter])
             .response(204, ["description": "revoked: the token gets 401 from now on"])
-            .response(404, .json("no such token in the workspace", Schema.ref("V0Error"))),
+            .error(404, "no such token in the workspace"),
         APIOperation.post("/v0/workspaces", id: "createWorkspace", tag: "tokens", summary: "Create a workspace (superusers)", access: .bearerOrQuery)
             .body(
                 .body(
@@ -67,7 +67,7 @@ extension TokensController {
                 )
             )
             .response(201, .json("the workspace, with an admin token (shown only here)", Schema.ref("Workspace")))
-            .response(409, .json("a workspace of that name exists", Schema.ref("V0Error"))),
+            .error(409, "a workspace of that name exists"),
         APIOperation.get("/v0/workspaces", id: "listWorkspaces", tag: "tokens", summary: "Every workspace (superusers)", access: .bearerOrQuery)
             .response(200, .json("the workspaces", Schema.object(["workspaces": Schema.array(Schema.ref("Workspace"))]))),
     ]

@@ -148,13 +148,11 @@ public final class EventWriter: Service, Sendable {
             let started = ContinuousClock.now
             let outcomes = try await store(batch.map(\.records))
             if let metrics {
-                let rows = outcomes.reduce(0) { $0 + $1.count }
-                let duplicates = outcomes.reduce(0) { total, outcome in
-                    total + outcome.count { if case .duplicate = $0 { true } else { false } }
-                }
+                let rows = outcomes.joined()
+                let duplicates = rows.count { if case .duplicate = $0 { true } else { false } }
                 metrics.writerCommit.record(ContinuousClock.now - started)
-                metrics.writerBatchRows.record(Double(rows))
-                metrics.ingestAccepted.increment(by: Int64(rows - duplicates))
+                metrics.writerBatchRows.record(Double(rows.count))
+                metrics.ingestAccepted.increment(by: Int64(rows.count - duplicates))
                 metrics.ingestDeduplicated.increment(by: Int64(duplicates))
             }
             for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(returning: outcome) }

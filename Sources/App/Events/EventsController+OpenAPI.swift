@@ -29,17 +29,17 @@ extension EventsController {
             .body(.body("one event", ["application/json": Schema.ref("EventInput")]))
             .response(201, .json("the stored event", Schema.ref("Event")))
             .response(200, .json("an event with this event_id was stored before: that event", Schema.ref("Event")))
-            .response(400, .json("the body is not one JSON object", Schema.ref("Detail")))
-            .response(403, .json("the token may not append to the api datasource", Schema.ref("Detail")))
-            .response(409, .json("an event with this event_id is being stored; retry", Schema.ref("Detail"))),
+            .error(400, "the body is not one JSON object")
+            .error(403, "the token may not append to the api datasource")
+            .error(409, "an event with this event_id is being stored; retry"),
         APIOperation.post("/api/events/batch", id: "createEvents", tag: "events", summary: "Store many events", access: .optional)
             .describing(
                 "Valid rows are stored even when others are not; those are quarantined with their error (GET /v0/datasources/api_quarantine)."
             )
             .body(ingestBody)
             .response(200, .json("how many rows were stored and quarantined", Schema.ref("IngestSummary")))
-            .response(400, .json("the body is neither JSON nor NDJSON", Schema.ref("Detail")))
-            .response(403, .json("the token may not append to the api datasource", Schema.ref("Detail"))),
+            .error(400, "the body is neither JSON nor NDJSON")
+            .error(403, "the token may not append to the api datasource"),
         APIOperation.get("/api/events", id: "eventCounts", tag: "events", summary: "Event counts per time bucket, page and OS", access: .bearer)
             .parameters(
                 [
@@ -66,7 +66,7 @@ extension EventsController {
         APIOperation.get("/api/events/{id}", id: "getEvent", tag: "events", summary: "One stored event", access: .bearer)
             .parameters([.path("id", Schema.integer, "the event's id")])
             .response(200, .json("the event", Schema.ref("Event")))
-            .response(404, .json("no such event in the caller's workspace and tenant", Schema.ref("Detail"))),
+            .error(404, "no such event in the caller's workspace and tenant"),
         APIOperation.post(
             "/v0/events",
             id: "ingest",
@@ -92,7 +92,7 @@ extension EventsController {
         )
         .response(202, .json("rows stored and quarantined", Schema.ref("IngestSummary")))
         .response(200, .json("rows stored and quarantined (wait=true)", Schema.ref("IngestSummary")))
-        .response(404, .json("no such datasource", Schema.ref("V0Error"))),
+        .error(404, "no such datasource"),
         APIOperation.get(
             "/v0/datasources/{name}",
             id: "quarantine",
@@ -116,6 +116,6 @@ extension EventsController {
                 ])
             )
         )
-        .response(404, .json("no such datasource", Schema.ref("V0Error"))),
+        .error(404, "no such datasource"),
     ]
 }

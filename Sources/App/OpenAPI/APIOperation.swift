@@ -44,6 +44,8 @@ struct APIOperation: Sendable {
     func parameters(_ list: [JSONValue]) -> APIOperation { with { $0.parameters += list } }
     func body(_ requestBody: JSONValue) -> APIOperation { with { $0.requestBody = requestBody } }
     func response(_ status: Int, _ response: JSONValue) -> APIOperation { with { $0.responses[status] = response } }
+    /// An error answer particular to this route, in the error shape of its API (`errorSchema`).
+    func error(_ status: Int, _ description: String) -> APIOperation { response(status, .json(description, errorSchema)) }
     func withoutDatabase() -> APIOperation { with { $0.usesDatabase = false } }
 
     /// An OpenAPI link: what a response gives that another operation takes (`$response.body#/id`).
@@ -69,10 +71,9 @@ struct APIOperation: Sendable {
 
     /// The operation object: its own responses plus the errors every route of its kind can give.
     var document: JSONValue {
-        func error(_ description: String) -> JSONValue { .json(description, errorSchema) }
         var all = responses
         func add(_ status: Int, _ description: String) {
-            if all[status] == nil { all[status] = error(description) }
+            if all[status] == nil { all[status] = .json(description, errorSchema) }
         }
         switch access {
         case .anonymous, .optional: add(401, "a credential was sent and it is not valid")
@@ -114,7 +115,6 @@ enum Schema {
     static let number: JSONValue = ["type": "number"]
     static let boolean: JSONValue = ["type": "boolean"]
     static let dateTime: JSONValue = ["type": "string", "format": "date-time"]
-    static let any: JSONValue = [:]
 
     static func ref(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(name)")] }
     static func array(_ items: JSONValue) -> JSONValue { ["type": "array", "items": items] }
@@ -124,10 +124,14 @@ enum Schema {
 
     /// An object whose listed properties are all present (`null` where they have no value).
     static func object(_ properties: KeyValuePairs<String, JSONValue>, optional: Set<String> = []) -> JSONValue {
+        object(properties.map { ($0.key, $0.value) }, optional: optional)
+    }
+
+    static func object(_ properties: [(String, JSONValue)], optional: Set<String> = []) -> JSONValue {
         [
             "type": "object",
-            "required": .array(properties.map(\.key).filter { !optional.contains($0) }.map(JSONValue.string)),
-            "properties": .object(Dictionary(uniqueKeysWithValues: properties.map { ($0.key, $0.value) })),
+            "required": .array(properties.map(\.0).filter { !optional.contains($0) }.map(JSONValue.string)),
+            "properties": .object(Dictionary(uniqueKeysWithValues: properties)),
         ]
     }
 }

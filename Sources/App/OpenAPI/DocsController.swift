@@ -41,48 +41,47 @@ struct DocsController: Sendable {
         blocked: read the API description at <a href="/openapi.json">/openapi.json</a>.</p>
         """
 
-    static let swaggerPage = """
+    /// A page that loads a viewer from the CDN and starts it once it is there (the offline note stays otherwise).
+    static func viewerPage(title: String, head: String = "", container: String, script: String, global: String, start: String) -> String {
+        """
         <!doctype html>
         <html lang="en">
         <head>
         <meta charset="utf-8">
-        <title>Analytics API — Swagger UI</title>
-        <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+        <title>Analytics API — \(title)</title>
+        \(head)
         </head>
         <body>
         \(offlineNote)
-        <div id="swagger-ui"></div>
-        <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+        <div id="\(container)"></div>
+        <script src="\(script)"></script>
         <script>
-        if (window.SwaggerUIBundle) {
+        if (window.\(global)) {
           document.getElementById("offline").remove();
-          SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true, persistAuthorization: true });
+          \(start)
         }
         </script>
         </body>
         </html>
         """
+    }
 
-    static let redocPage = """
-        <!doctype html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <title>Analytics API — ReDoc</title>
-        </head>
-        <body>
-        \(offlineNote)
-        <div id="redoc"></div>
-        <script src="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"></script>
-        <script>
-        if (window.Redoc) {
-          document.getElementById("offline").remove();
-          Redoc.init("/openapi.json", {}, document.getElementById("redoc"));
-        }
-        </script>
-        </body>
-        </html>
-        """
+    static let swaggerPage = viewerPage(
+        title: "Swagger UI",
+        head: #"<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">"#,
+        container: "swagger-ui",
+        script: "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js",
+        global: "SwaggerUIBundle",
+        start: ##"SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true, persistAuthorization: true });"##
+    )
+
+    static let redocPage = viewerPage(
+        title: "ReDoc",
+        container: "redoc",
+        script: "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
+        global: "Redoc",
+        start: #"Redoc.init("/openapi.json", {}, document.getElementById("redoc"));"#
+    )
 }
 
 extension DocsController {

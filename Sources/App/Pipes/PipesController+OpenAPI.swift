@@ -72,7 +72,7 @@ extension PipesController {
                 ]
             )
         )
-        .response(404, .json("no such pipe in the workspace, or an unknown format", Schema.ref("V0Error")))
-        .response(408, .json("the query took too long", Schema.ref("V0Error"))),
+        .error(404, "no such pipe in the workspace, or an unknown format")
+        .error(408, "the query took too long"),
     ]
 }

@@ -1,4 +1,11 @@
 extension RealtimeController {
+    /// What the dashboard passes on to its stream, and the stream's own filters.
+    static let streamParameters: [JSONValue] = [
+        .query("token", Schema.string, "a read token, instead of Authorization (the dashboard passes it on to its stream)"),
+        .query("event_type", Schema.string, "only events of this type"),
+        .query("page", Schema.string, "only events of this page"),
+    ]
+
     static let operations: [APIOperation] = [
         APIOperation.get(
             "/api/realtime",
@@ -7,13 +14,7 @@ extension RealtimeController {
             summary: "The live dashboard (one HTML page, works offline)",
             access: .anonymous
         )
-        .parameters(
-            [
-                .query("token", Schema.string, "a read token, passed on to the stream"),
-                .query("event_type", Schema.string, "show only events of this type"),
-                .query("page", Schema.string, "show only events of this page"),
-            ]
-        )
+        .parameters(streamParameters)
         .response(200, .content("the page", ["text/html": Schema.string]))
         .withoutDatabase(),
         APIOperation.get(
@@ -26,7 +27,7 @@ extension RealtimeController {
         .describing("Anonymous callers see the default workspace when REALTIME_ANONYMOUS is true (the default).")
         .parameters([.query("token", Schema.string, "a read token, instead of Authorization")])
         .response(200, .json("the numbers of now", Schema.ref("RealtimeStats")))
-        .response(403, .json("the token cannot read", Schema.ref("Detail"))),
+        .error(403, "the token cannot read"),
         APIOperation.get(
             "/api/realtime/ws",
             id: "realtimeStream",
@@ -42,15 +43,12 @@ extension RealtimeController {
             """
         )
         .parameters(
-            [
-                .query("token", Schema.string, "a read token, instead of Authorization"),
-                .query("event_type", Schema.string, "only events of this type"),
-                .query("page", Schema.string, "only events of this page"),
-                .query("batch", Schema.boolean, #"true: everything waiting in one {"type": "batch", "messages": […]} message"#),
+            streamParameters + [
+                .query("batch", Schema.boolean, #"true: everything waiting in one {"type": "batch", "messages": […]} message"#)
             ]
         )
         .response(101, ["description": "switching to the WebSocket protocol"])
-        .response(403, .json("the token cannot read", Schema.ref("Detail")))
-        .response(426, .json("not a WebSocket upgrade", Schema.ref("Detail"))),
+        .error(403, "the token cannot read")
+        .error(426, "not a WebSocket upgrade"),
     ]
 }
