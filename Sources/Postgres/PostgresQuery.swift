@@ -110,6 +110,11 @@ public struct PostgresQuery: Sendable, Hashable, ExpressibleByStringInterpolatio
             pieces.append(.bind(PostgresBind(value)))
         }
 
+        /// A bind made by hand, e.g. text of type `.unknown`, which PostgreSQL types from its context (`$1::date`).
+        public mutating func appendInterpolation(_ bind: PostgresBind) {
+            pieces.append(.bind(bind))
+        }
+
         /// A table, column or channel name, quoted as an identifier.
         public mutating func appendInterpolation(identifier: String) {
             pieces.append(.sql(PostgresIdentifier.quote(identifier)))

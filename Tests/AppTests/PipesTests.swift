@@ -197,6 +197,13 @@ struct PipesTests {
             #expect(data(aggregated).first?["user_id"] == "u123456")
             #expect(data(aggregated).first?["avg_session_duration"] == 55.5)
             #expect(data(aggregated).first?["avg_clicks_per_session"] == 4.0)
+            #expect(data(aggregated).first?["most_visited_page"] == "/cart", "ties: alphabetical")
+            #expect(data(aggregated).first?["most_used_device"] == "mobile")
+            let inCountry = try await pipe(client, "/v0/pipes/aggregate_user_features.json?country=US&token=\(testAdminToken)")
+            #expect(data(inCountry).map { $0["user_id"] } == ["u123456"])
+            #expect(data(inCountry).first?["country"] == "US")
+            let elsewhere = try await pipe(client, "/v0/pipes/aggregate_user_features.json?country=DE&token=\(testAdminToken)")
+            #expect(elsewhere["rows"] == 0)
             let timeline = try await pipe(
                 client,
                 "/v0/pipes/user_session_timeline.json?token=\(testAdminToken)&user_id=u123456&from_date=2023-01-01%2000:00:00&to_date=2099-12-31%2023:59:59&limit=10"
@@ -303,6 +310,50 @@ struct PipesTests {
                 try await pipe(client, "/v0/pipes/active_users.json?time_range=7%20day&time_frame=day&include_bots=true", headers: adminAuth)
             )
             #expect(withBots.map { $0["active_users"] } == [2, 3])
+        }
+    }
+
+    @Test("get_active_sessions: the most recently active sessions, whether or not the newest events hold enough of them")
+    func activeSessionsBothWays() async throws {
+        try await withTestApp { client, _ in
+            // Session "busy" has the 120 newest events; "quiet" one older event; "old" one older still, in another
+            // tenant. With limit=2 the newest 100 events (50 × limit) hold only "busy", so every event is grouped;
+            // with limit=1 they are enough.
+            let now = Date()
+            func ago(_ seconds: Double) -> String { String(PostgresTimestamp.format(now.addingTimeInterval(-seconds)).prefix(19)) }
+            var lines: [String] = []
+            for index in 0..<120 {
+                lines.append(
+                    #"{"user_id": "ub", "tenant_id": "t1", "session_id": "busy", "event_type": "page_view", "page": "/p\#(index % 3)", "timestamp": "\#(ago(Double(600 - index)))"}"#
+                )
+            }
+            lines.append(
+                #"{"user_id": "uq", "tenant_id": "t1", "session_id": "quiet", "event_type": "click", "timestamp": "\#(ago(3600))", "duration": 4}"#
+            )
+            lines.append(#"{"user_id": "uo", "tenant_id": "t2", "session_id": "old", "event_type": "page_view", "timestamp": "\#(ago(7200))"}"#)
+            try await ingest(client, "user_events", lines)
+            let two = data(try await pipe(client, "/v0/pipes/get_active_sessions.json?limit=2", headers: adminAuth))
+            #expect(two.map { $0["session_id"] } == ["busy", "quiet"])
+            #expect(two.map { $0["events"] } == [120, 1])
+            #expect(two.map { $0["page_views"] } == [120, 0])
+            #expect(two.map { $0["unique_pages"] } == [3, 0])
+            #expect(two.map { $0["duration_seconds"] } == [119.0, 4.0])
+            let one = data(try await pipe(client, "/v0/pipes/get_active_sessions.json?limit=1", headers: adminAuth))
+            #expect(one.map { $0["session_id"] } == ["busy"])
+            #expect(one.first?["events"] == 120)
+            let all = data(try await pipe(client, "/v0/pipes/get_active_sessions.json?limit=10", headers: adminAuth))
+            #expect(all.map { $0["session_id"] } == ["busy", "quiet", "old"])
+            let tenant = data(try await pipe(client, "/v0/pipes/get_active_sessions.json?limit=1&tenant_id=t2", headers: adminAuth))
+            #expect(tenant.map { $0["session_id"] } == ["old"])
+            // A window that ends before "busy" began: the newest events of the window are read, not the table's.
+            let window = data(
+                try await pipe(
+                    client,
+                    "/v0/pipes/get_active_sessions.json?limit=1&to_date=\(ago(1800).replacingOccurrences(of: " ", with: "%20"))",
+                    headers: adminAuth
+                )
+            )
+            #expect(window.map { $0["session_id"] } == ["quiet"])
         }
     }
 

@@ -14,6 +14,10 @@
 -- @column country                 the country of the latest event that names one
 -- @column first_seen              earliest event
 -- @column last_seen               latest event
+-- Hash aggregates over the window's events give each user's sessions and totals; the page, device and country
+-- columns, which need per-user ordering, are computed for the returned users only. With a country filter, the
+-- latest country of every user is needed first; it is merged into the per-user rows by grouping, not by a join,
+-- because the planner cannot estimate either side (a nested loop over the two took minutes).
 WITH base AS (
     SELECT user_id, session_id, time, page, device_type, country, duration,
            coalesce(clicks, CASE WHEN event_type = 'click' THEN 1 ELSE 0 END) AS clicks
@@ -24,30 +28,80 @@ WITH base AS (
       AND (:include_bots OR NOT is_bot)
 ),
 sessions AS (
-    SELECT user_id, session_id,
+    SELECT user_id, session_id, count(*) AS events, min(time) AS first_seen, max(time) AS last_seen,
            coalesce(sum(duration), extract(epoch FROM max(time) - min(time))) AS duration,
            sum(clicks) AS clicks
-    FROM base WHERE session_id IS NOT NULL
+    FROM base
     GROUP BY user_id, session_id
 ),
 per_user AS (
-    SELECT user_id, count(*) AS total_sessions, avg(duration) AS avg_session_duration, avg(clicks) AS avg_clicks_per_session
-    FROM sessions GROUP BY user_id
+    SELECT user_id,
+           count(session_id) AS total_sessions,
+           avg(duration) FILTER (WHERE session_id IS NOT NULL) AS avg_session_duration,
+           avg(clicks) FILTER (WHERE session_id IS NOT NULL) AS avg_clicks_per_session,
+           sum(events)::bigint AS total_events,
+           min(first_seen) AS first_seen,
+           max(last_seen) AS last_seen
+    FROM sessions
+    GROUP BY user_id
 ),
-totals AS (
-    SELECT user_id, count(*) AS total_events, min(time) AS first_seen, max(time) AS last_seen,
-           mode() WITHIN GROUP (ORDER BY page) FILTER (WHERE page IS NOT NULL) AS most_visited_page,
-           mode() WITHIN GROUP (ORDER BY device_type) FILTER (WHERE device_type IS NOT NULL) AS most_used_device,
-           (array_agg(country ORDER BY time DESC) FILTER (WHERE country IS NOT NULL))[1] AS country
-    FROM base GROUP BY user_id
+filter_country AS (
+    SELECT DISTINCT ON (user_id) user_id, country
+    FROM base
+    WHERE :country IS NOT NULL AND country IS NOT NULL
+    ORDER BY user_id, time DESC
+),
+chosen AS (
+    SELECT user_id, total_sessions, avg_session_duration, avg_clicks_per_session, total_events, first_seen, last_seen
+    FROM (
+        SELECT user_id,
+               max(total_sessions) AS total_sessions, max(avg_session_duration) AS avg_session_duration,
+               max(avg_clicks_per_session) AS avg_clicks_per_session, max(total_events) AS total_events,
+               max(first_seen) AS first_seen, max(last_seen) AS last_seen, max(country) AS country
+        FROM (
+            SELECT user_id, total_sessions, avg_session_duration, avg_clicks_per_session, total_events, first_seen, last_seen,
+                   NULL::text AS country
+            FROM per_user
+            UNION ALL
+            SELECT user_id, NULL, NULL, NULL, NULL, NULL, NULL, country FROM filter_country
+        ) parts
+        GROUP BY user_id
+    ) users
+    WHERE total_events IS NOT NULL AND (:country IS NULL OR country = :country)
+    ORDER BY total_sessions DESC, total_events DESC, user_id
+    LIMIT :limit
+),
+chosen_events AS (
+    SELECT * FROM base WHERE user_id IN (SELECT user_id FROM chosen)
+),
+top_page AS (
+    SELECT DISTINCT ON (user_id) user_id, page
+    FROM (SELECT user_id, page, count(*) AS n FROM chosen_events WHERE page IS NOT NULL GROUP BY user_id, page) counted
+    ORDER BY user_id, n DESC, page
+),
+top_device AS (
+    SELECT DISTINCT ON (user_id) user_id, device_type
+    FROM (SELECT user_id, device_type, count(*) AS n FROM chosen_events WHERE device_type IS NOT NULL GROUP BY user_id, device_type) counted
+    ORDER BY user_id, n DESC, device_type
+),
+latest_country AS (
+    SELECT DISTINCT ON (user_id) user_id, country
+    FROM chosen_events
+    WHERE country IS NOT NULL
+    ORDER BY user_id, time DESC
 )
-SELECT t.user_id,
-       coalesce(p.total_sessions, 0) AS total_sessions,
-       round(p.avg_session_duration::numeric, 2)::float8 AS avg_session_duration,
-       round(p.avg_clicks_per_session::numeric, 2)::float8 AS avg_clicks_per_session,
-       t.total_events, t.most_visited_page, t.most_used_device, t.country, t.first_seen, t.last_seen
-FROM totals t
-LEFT JOIN per_user p ON p.user_id = t.user_id
-WHERE :country IS NULL OR t.country = :country
-ORDER BY total_sessions DESC, t.total_events DESC, t.user_id
-LIMIT :limit
+SELECT c.user_id,
+       c.total_sessions,
+       round(c.avg_session_duration::numeric, 2)::float8 AS avg_session_duration,
+       round(c.avg_clicks_per_session::numeric, 2)::float8 AS avg_clicks_per_session,
+       c.total_events,
+       p.page AS most_visited_page,
+       d.device_type AS most_used_device,
+       l.country,
+       c.first_seen,
+       c.last_seen
+FROM chosen c
+LEFT JOIN top_page p ON p.user_id = c.user_id
+LEFT JOIN top_device d ON d.user_id = c.user_id
+LEFT JOIN latest_country l ON l.user_id = c.user_id
+ORDER BY c.total_sessions DESC, c.total_events DESC, c.user_id

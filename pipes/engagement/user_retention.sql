@@ -8,26 +8,27 @@
 -- @column returning_users  of them, seen on an earlier day of the window
 -- @column returning_rate   returning_users / active_users, in %
 -- @column returned_later   of them, active again on a later day of the window
+-- Hash aggregates only: the visitor-days, each visitor's first and last day, then the days (window functions over
+-- visitors sorted every visitor-day by visitor and took a third longer).
 WITH daily AS (
-    SELECT DISTINCT coalesce(user_id, session_id) AS visitor, time_bucket('1 day', time) AS day
+    SELECT coalesce(user_id, session_id) AS visitor, time_bucket('1 day', time) AS day
     FROM events
     WHERE workspace_id = :workspace_id
       AND time >= now() - :lookback_days AND time <= now()
       AND coalesce(user_id, session_id) IS NOT NULL
       AND (:include_bots OR NOT is_bot)
+    GROUP BY 1, 2
 ),
-marked AS (
-    SELECT visitor, day,
-           day = min(day) OVER (PARTITION BY visitor) AS is_new,
-           day < max(day) OVER (PARTITION BY visitor) AS comes_back
-    FROM daily
+span AS (
+    SELECT visitor, min(day) AS first_day, max(day) AS last_day FROM daily GROUP BY visitor
 )
-SELECT day,
+SELECT d.day,
        count(*) AS active_users,
-       count(*) FILTER (WHERE is_new) AS new_users,
-       count(*) FILTER (WHERE NOT is_new) AS returning_users,
-       round(100.0 * count(*) FILTER (WHERE NOT is_new) / count(*), 2)::float8 AS returning_rate,
-       count(*) FILTER (WHERE comes_back) AS returned_later
-FROM marked
-GROUP BY day
-ORDER BY day
+       count(*) FILTER (WHERE d.day = s.first_day) AS new_users,
+       count(*) FILTER (WHERE d.day > s.first_day) AS returning_users,
+       round(100.0 * count(*) FILTER (WHERE d.day > s.first_day) / count(*), 2)::float8 AS returning_rate,
+       count(*) FILTER (WHERE d.day < s.last_day) AS returned_later
+FROM daily d
+JOIN span s USING (visitor)
+GROUP BY d.day
+ORDER BY d.day

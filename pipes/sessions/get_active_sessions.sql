@@ -17,12 +17,38 @@
 -- @column device_type       device of its latest event
 -- @column browser           browser of its latest event
 --
--- Two steps: the most recently active sessions first (one light aggregate), then the details of those few
--- sessions only, read through the session index.
-WITH recent AS (
-    SELECT session_id, max(time) AS last_activity
+-- Three steps. The newest events are read first, newest to oldest, through the time index: when they hold at least
+-- `limit` sessions whose latest event is newer than the oldest event read, those are exactly the most recently
+-- active sessions (any other session's latest event is older), so the rest of the events is never read. Otherwise
+-- (few sessions, or sessions of very many events) every matching event is grouped by session. Then the details of
+-- those few sessions are read through the session index.
+WITH newest AS (
+    SELECT session_id, time
     FROM events
     WHERE workspace_id = :workspace_id
+      AND session_id IS NOT NULL
+      AND (:tenant_id IS NULL OR tenant_id = :tenant_id)
+      AND (:user_id IS NULL OR user_id = :user_id)
+      AND (:from_date IS NULL OR time >= :from_date)
+      AND (:to_date IS NULL OR time <= :to_date)
+      AND (:include_bots OR NOT is_bot)
+    ORDER BY time DESC
+    LIMIT 50 * :limit
+),
+candidates AS (
+    SELECT session_id, max(time) AS last_activity FROM newest GROUP BY session_id
+),
+complete AS (
+    SELECT (SELECT count(*) FROM newest) < 50 * :limit
+        OR (SELECT count(*) FROM candidates WHERE last_activity > (SELECT min(time) FROM newest)) >= :limit AS yes
+),
+recent AS (
+    SELECT session_id, last_activity FROM candidates WHERE (SELECT yes FROM complete)
+    UNION ALL
+    SELECT session_id, max(time)
+    FROM events
+    WHERE NOT (SELECT yes FROM complete)
+      AND workspace_id = :workspace_id
       AND session_id IS NOT NULL
       AND (:tenant_id IS NULL OR tenant_id = :tenant_id)
       AND (:user_id IS NULL OR user_id = :user_id)

@@ -12,7 +12,8 @@
 -- @column first_activity        earliest event
 -- @column last_activity         latest event
 --
--- One pass over the events groups them by tenant, session and visitor; the tenants are summed from those groups.
+-- One pass over the events groups them by tenant, session and visitor; the tenants are summed from those groups,
+-- with hash aggregates only (count(DISTINCT …) per tenant sorted every group).
 WITH groups AS (
     SELECT tenant_id, session_id, coalesce(user_id, session_id) AS visitor,
            count(*) AS events,
@@ -29,24 +30,34 @@ WITH groups AS (
     GROUP BY tenant_id, session_id, coalesce(user_id, session_id)
 ),
 sessions AS (
-    SELECT tenant_id, session_id,
+    SELECT tenant_id,
            coalesce(sum(duration_sum), extract(epoch FROM max(last_activity) - min(first_activity))) AS duration
     FROM groups WHERE session_id IS NOT NULL
     GROUP BY tenant_id, session_id
 ),
-durations AS (
-    SELECT tenant_id, avg(duration) AS avg_session_duration FROM sessions GROUP BY tenant_id
+per_session AS (
+    SELECT tenant_id, count(*) AS sessions, avg(duration) AS avg_session_duration FROM sessions GROUP BY tenant_id
+),
+per_visitor AS (
+    SELECT tenant_id, count(*) AS users
+    FROM (SELECT tenant_id, visitor FROM groups WHERE visitor IS NOT NULL GROUP BY tenant_id, visitor) v
+    GROUP BY tenant_id
+),
+totals AS (
+    SELECT tenant_id, sum(events)::bigint AS events, sum(page_views)::bigint AS page_views,
+           min(first_activity) AS first_activity, max(last_activity) AS last_activity
+    FROM groups GROUP BY tenant_id
 )
-SELECT g.tenant_id,
-       count(DISTINCT g.session_id) AS sessions,
-       count(DISTINCT g.visitor) AS users,
-       sum(g.events)::bigint AS events,
-       sum(g.page_views)::bigint AS page_views,
-       round(max(d.avg_session_duration)::numeric, 2)::float8 AS avg_session_duration,
-       min(g.first_activity) AS first_activity,
-       max(g.last_activity) AS last_activity
-FROM groups g
-LEFT JOIN durations d ON d.tenant_id = g.tenant_id
-GROUP BY g.tenant_id
-ORDER BY events DESC, g.tenant_id
+SELECT t.tenant_id,
+       coalesce(s.sessions, 0) AS sessions,
+       coalesce(v.users, 0) AS users,
+       t.events,
+       t.page_views,
+       round(s.avg_session_duration::numeric, 2)::float8 AS avg_session_duration,
+       t.first_activity,
+       t.last_activity
+FROM totals t
+LEFT JOIN per_session s ON s.tenant_id = t.tenant_id
+LEFT JOIN per_visitor v ON v.tenant_id = t.tenant_id
+ORDER BY t.events DESC, t.tenant_id
 LIMIT :limit

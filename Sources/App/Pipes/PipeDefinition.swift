@@ -44,8 +44,11 @@ public struct PipeDefinition: Sendable {
         for (index, name) in placeholders.enumerated() {
             let kind = parameters.first { $0.name == name }?.kind ?? Self.implicitParameters[name] ?? .string
             switch values[name] ?? .null {
-            case .null: query.append("\(String?.none)::\(unsafeSQL: kind.sqlType)")
-            case .text(let text): query.append("\(text)::\(unsafeSQL: kind.sqlType)")
+            // Bound untyped, so that the cast gives the parameter its type: PostgreSQL then plans with the value
+            // itself, and `(:to_date IS NULL OR time <= :to_date)` becomes an index condition. (A `text` parameter
+            // cast to `timestamptz` stays an expression that the planner cannot fold.)
+            case .null: query.append("\(PostgresBind(type: .unknown, text: nil))::\(unsafeSQL: kind.sqlType)")
+            case .text(let text): query.append("\(PostgresBind(type: .unknown, text: text))::\(unsafeSQL: kind.sqlType)")
             case .list(let items): query.append("\(items)::\(unsafeSQL: kind.sqlType)")
             }
             query.append(PostgresQuery(unsafeSQL: segments[index + 1]))
