@@ -125,6 +125,40 @@ struct AnalyticsTests {
         }
     }
 
+    @Test("sessions: the newest sessions are exact whether the window's newest events hold them or not")
+    func sessionsProbe() async throws {
+        try await withTestApp { client, _ in
+            // "long" has 120 events, one a minute; "quiet" began before it; "newest" began after it. The newest 50 × limit
+            // events hold "newest" whole but only part of "long", so limit=2 must group the whole window.
+            var events: [JSONValue] = (0..<120).map { minute in
+                [
+                    "session_id": "long", "user_id": "ul", "page": .string("/p\(minute)"), "timestamp": .string(Fixture.at(Double(minute))),
+                    "duration": 1,
+                ]
+            }
+            events.append(["session_id": "quiet", "page": "/q", "timestamp": .string(Fixture.at(-10))])
+            events.append(["session_id": "newest", "page": "/n", "timestamp": .string(Fixture.at(119.5))])
+            try await client.execute(uri: "/api/events/batch", method: .post, body: ByteBuffer(string: JSONValue.array(events).jsonText)) {
+                response in
+                let summary = try response.json(IngestSummary.self)
+                #expect(summary == IngestSummary(successfulRows: 122, quarantinedRows: 0))
+            }
+            let one = try await rows(client, "/api/analytics/sessions?limit=1")
+            #expect(one.map { $0["session_id"] } == ["newest"])
+            for limit in [2, 3] {
+                let sessions = try await rows(client, "/api/analytics/sessions?limit=\(limit)")
+                #expect(sessions.map { $0["session_id"] } == Array(["newest", "long", "quiet"].prefix(limit)))
+                let long = sessions.first { $0["session_id"] == "long" } ?? [:]
+                #expect(long["page_count"] == 120)
+                #expect(long["total_duration"] == 120.0)
+                #expect(long["first_page"] == "/p0")
+                #expect(long["last_page"] == "/p119")
+                #expect(long["started_at"] == .string(Fixture.at(0)))
+                #expect(long["duration_seconds"] == 7140.0)
+            }
+        }
+    }
+
     @Test("sessions: first and last page by time, counts and durations, newest first; and their summary")
     func sessions() async throws {
         try await Fixture.withApp { client in

@@ -176,6 +176,20 @@ struct PipesTests {
             #expect(data(details).first?["events"] == 2)
             #expect(data(details).first?["event_types"] == ["feature_click", "pageview"])
             #expect(data(details).first?["duration_seconds"] == 300.0)
+            // Newest sessions first, exact whether or not the newest 50 × limit events hold them whole: "long" (120
+            // events) began after "quiet" and before "newest"; with limit=2 the newest 100 events hold only part of it.
+            var sessionLines = (0..<120).map { minute in
+                #"{"user_id": "ul", "session_id": "long", "event_type": "pageview", "timestamp": "2024-11-01 10:\#(String(format: "%02d", minute % 60)):\#(minute < 60 ? "00" : "30")"}"#
+            }
+            sessionLines.append(#"{"user_id": "uq", "session_id": "quiet", "event_type": "pageview", "timestamp": "2024-11-01 09:00:00"}"#)
+            sessionLines.append(#"{"user_id": "un", "session_id": "newest", "event_type": "click", "timestamp": "2024-11-01 11:00:00"}"#)
+            try await ingest(client, "events", sessionLines, token: shopToken)
+            for limit in [1, 2, 5] {
+                let newest = data(try await pipe(client, "/v0/pipes/user_session_details.json?token=\(shopToken)&limit=\(limit)"))
+                let expected: [JSONValue] = ["newest", "long", "quiet", "session456", "session9"]
+                #expect(newest.map { $0["session_id"] } == Array(expected.prefix(limit)), "limit=\(limit)")
+                if limit > 1 { #expect(newest[1]["events"] == 120, "limit=\(limit)") }
+            }
             let activeUsers = try await pipe(
                 client,
                 "/v0/pipes/active_users.json?token=\(shopToken)&start_date=2024-10-26%2000:00:00&end_date=2024-10-27%2023:59:59&event_type=pageview"

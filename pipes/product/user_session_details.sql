@@ -14,11 +14,44 @@
 -- @column event_types       distinct event types, alphabetical
 -- @column features          distinct features used, alphabetical
 --
--- Two steps: the newest sessions first (one light aggregate), then the details of those few sessions only.
-WITH newest AS (
-    SELECT session_id, min(time) AS started_at
+-- Three steps. The newest events are read first, newest to oldest, through the time index: a session whose first
+-- event among them is newer than the oldest event read has all its events there, so its start is exact, and any
+-- other session started earlier. When at least `limit` sessions are complete that way, those are exactly the
+-- newest sessions and the rest of the events is never read; otherwise (few sessions, or sessions of very many
+-- events) every matching event is grouped by session. Then the details of those few sessions are read through the
+-- session index.
+WITH probe AS (
+    SELECT session_id, time
     FROM events
     WHERE workspace_id = :workspace_id
+      AND session_id IS NOT NULL
+      AND (:user_id IS NULL OR user_id = :user_id)
+      AND (:session_id IS NULL OR session_id = :session_id)
+      AND (:start_date IS NULL OR time >= :start_date)
+      AND (:end_date IS NULL OR time <= :end_date)
+      AND (:include_bots OR NOT is_bot)
+    ORDER BY time DESC
+    LIMIT 50 * :limit
+),
+bound AS (
+    SELECT count(*) < 50 * :limit AS everything, min(time) AS oldest FROM probe
+),
+probed AS (
+    SELECT session_id, min(time) AS started_at
+    FROM probe
+    GROUP BY session_id
+    HAVING (SELECT everything FROM bound) OR min(time) > (SELECT oldest FROM bound)
+),
+complete AS (
+    SELECT (SELECT everything FROM bound) OR (SELECT count(*) FROM probed) >= :limit AS yes
+),
+newest AS (
+    SELECT session_id, started_at FROM probed WHERE (SELECT yes FROM complete)
+    UNION ALL
+    SELECT session_id, min(time)
+    FROM events
+    WHERE NOT (SELECT yes FROM complete)
+      AND workspace_id = :workspace_id
       AND session_id IS NOT NULL
       AND (:user_id IS NULL OR user_id = :user_id)
       AND (:session_id IS NULL OR session_id = :session_id)

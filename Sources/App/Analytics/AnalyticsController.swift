@@ -81,14 +81,25 @@ struct AnalyticsController: Sendable {
 
     /// Per session in the window, newest first: pages, durations, first and last page by time.
     ///
-    /// Two steps: one hash aggregate over the window's events picks the newest `limit` sessions, then their first
-    /// and last pages are read through the session index for those sessions only. (Ordered aggregates over every
-    /// session of the window took most of the time.)
+    /// The window's newest events are read first, newest to oldest, through the time index: a session whose first
+    /// event among them is newer than the oldest event read has all its window's events there, so its numbers are
+    /// exact, and every other session started earlier. When at least `limit` sessions are complete that way, they
+    /// are the answer and the rest of the window is never read; otherwise every event of the window is grouped by
+    /// session. First and last pages are then read through the session index for the returned sessions only.
     @Sendable func sessions(_ request: Request, context: AuthenticatedContext) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
         let common = common(&query, context: context, defaultHours: 24)
         let limit = query.integer("limit", default: 100, range: 1...10_000)
         try query.finish()
+        let probe = 50 * limit
+        let perSession = """
+            session_id,
+                       coalesce(max(user_id), session_id) AS visitor,
+                       count(page)::bigint AS page_count,
+                       coalesce(sum(duration), 0)::float8 AS total_duration,
+                       min(time) AS started_at,
+                       max(time) AS ended_at
+            """
         let sessionEvents: PostgresQuery = """
             FROM events e
             WHERE e.workspace_id = \(common.scope.workspaceID) AND e.session_id = s.session_id
@@ -96,15 +107,27 @@ struct AnalyticsController: Sendable {
             """
         return try await table(
             """
-            WITH s AS (
-                SELECT session_id,
-                       coalesce(max(user_id), session_id) AS visitor,
-                       count(page)::bigint AS page_count,
-                       coalesce(sum(duration), 0)::float8 AS total_duration,
-                       min(time) AS started_at,
-                       max(time) AS ended_at
+            WITH probe AS (
+                SELECT session_id, user_id, page, duration, time
                 FROM events
                 WHERE \(common.filter) AND session_id IS NOT NULL
+                ORDER BY time DESC
+                LIMIT \(probe)
+            ),
+            bound AS (SELECT count(*) < \(probe) AS everything, min(time) AS oldest FROM probe),
+            probed AS (
+                SELECT \(unsafeSQL: perSession)
+                FROM probe
+                GROUP BY session_id
+                HAVING (SELECT everything FROM bound) OR min(time) > (SELECT oldest FROM bound)
+            ),
+            complete AS (SELECT (SELECT everything FROM bound) OR (SELECT count(*) FROM probed) >= \(limit) AS yes),
+            s AS (
+                SELECT * FROM probed WHERE (SELECT yes FROM complete)
+                UNION ALL
+                SELECT \(unsafeSQL: perSession)
+                FROM events
+                WHERE NOT (SELECT yes FROM complete) AND \(common.filter) AND session_id IS NOT NULL
                 GROUP BY session_id
                 ORDER BY started_at DESC, session_id
                 LIMIT \(limit)
