@@ -20,7 +20,8 @@
 -- newest sessions and the rest of the events is never read; otherwise (few sessions, or sessions of very many
 -- events) every matching event is grouped by session. Then the details of those few sessions are read through the
 -- session index.
-WITH probe AS (
+WITH matching AS NOT MATERIALIZED (
+    -- The filters once; both readers below are planned with them, as if written out.
     SELECT session_id, time
     FROM events
     WHERE workspace_id = :workspace_id
@@ -30,8 +31,9 @@ WITH probe AS (
       AND (:start_date IS NULL OR time >= :start_date)
       AND (:end_date IS NULL OR time <= :end_date)
       AND (:include_bots OR NOT is_bot)
-    ORDER BY time DESC
-    LIMIT 50 * :limit
+),
+probe AS (
+    SELECT session_id, time FROM matching ORDER BY time DESC LIMIT 50 * :limit
 ),
 bound AS (
     SELECT count(*) < 50 * :limit AS everything, min(time) AS oldest FROM probe
@@ -49,15 +51,8 @@ newest AS (
     SELECT session_id, started_at FROM probed WHERE (SELECT yes FROM complete)
     UNION ALL
     SELECT session_id, min(time)
-    FROM events
+    FROM matching
     WHERE NOT (SELECT yes FROM complete)
-      AND workspace_id = :workspace_id
-      AND session_id IS NOT NULL
-      AND (:user_id IS NULL OR user_id = :user_id)
-      AND (:session_id IS NULL OR session_id = :session_id)
-      AND (:start_date IS NULL OR time >= :start_date)
-      AND (:end_date IS NULL OR time <= :end_date)
-      AND (:include_bots OR NOT is_bot)
     GROUP BY session_id
     ORDER BY started_at DESC, session_id
     LIMIT :limit

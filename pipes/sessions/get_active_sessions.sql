@@ -22,7 +22,8 @@
 -- active sessions (any other session's latest event is older), so the rest of the events is never read. Otherwise
 -- (few sessions, or sessions of very many events) every matching event is grouped by session. Then the details of
 -- those few sessions are read through the session index.
-WITH newest AS (
+WITH matching AS NOT MATERIALIZED (
+    -- The filters once; both readers below are planned with them, as if written out.
     SELECT session_id, time
     FROM events
     WHERE workspace_id = :workspace_id
@@ -32,8 +33,9 @@ WITH newest AS (
       AND (:from_date IS NULL OR time >= :from_date)
       AND (:to_date IS NULL OR time <= :to_date)
       AND (:include_bots OR NOT is_bot)
-    ORDER BY time DESC
-    LIMIT 50 * :limit
+),
+newest AS (
+    SELECT session_id, time FROM matching ORDER BY time DESC LIMIT 50 * :limit
 ),
 candidates AS (
     SELECT session_id, max(time) AS last_activity FROM newest GROUP BY session_id
@@ -46,15 +48,8 @@ recent AS (
     SELECT session_id, last_activity FROM candidates WHERE (SELECT yes FROM complete)
     UNION ALL
     SELECT session_id, max(time)
-    FROM events
+    FROM matching
     WHERE NOT (SELECT yes FROM complete)
-      AND workspace_id = :workspace_id
-      AND session_id IS NOT NULL
-      AND (:tenant_id IS NULL OR tenant_id = :tenant_id)
-      AND (:user_id IS NULL OR user_id = :user_id)
-      AND (:from_date IS NULL OR time >= :from_date)
-      AND (:to_date IS NULL OR time <= :to_date)
-      AND (:include_bots OR NOT is_bot)
     GROUP BY session_id
     ORDER BY last_activity DESC, session_id
     LIMIT :limit
