@@ -189,36 +189,44 @@ struct AnalyticsController: Sendable {
         try query.finish()
 
         // Greedy earliest match is exact: taking each step at its first occurrence after the previous one leaves
-        // the most room for the steps after it. Each step is one CTE keyed by visitor (and session if asked).
+        // the most room for the steps after it. Each step is one CTE keyed by visitor (and session if asked) that
+        // reads only its own page's events, through the page index (migration 0010) and with the planner's
+        // statistics for that page; one shared CTE of all step events, filtered per step, was estimated at a few
+        // hundred rows whatever its size.
         let key = withinSession ? "visitor, session_id" : "visitor"
-        var sql: PostgresQuery = """
-            WITH e AS (
-                SELECT coalesce(user_id, session_id) AS visitor, session_id, page, time, id
+        func stepEvents(_ index: Int) -> PostgresQuery {
+            """
+            SELECT coalesce(user_id, session_id) AS visitor, session_id, time, id
                 FROM events
-                WHERE \(common.filter) AND page = ANY(\(steps)) AND coalesce(user_id, session_id) IS NOT NULL
-            ),
-            s1 AS (
+                WHERE \(common.filter) AND page = \(steps[index]) AND coalesce(user_id, session_id) IS NOT NULL
+            """
+        }
+        var sql: PostgresQuery = """
+            WITH s1 AS (
                 SELECT DISTINCT ON (\(unsafeSQL: key)) \(unsafeSQL: key), time AS t, id AS i
-                FROM e WHERE page = \(steps[0]) ORDER BY \(unsafeSQL: key), time, id
+                FROM (\(stepEvents(0))) e
+                ORDER BY \(unsafeSQL: key), time, id
             )
             """
         for index in 1..<steps.count {
             let joinOn = withinSession ? "e.visitor = p.visitor AND e.session_id = p.session_id" : "e.visitor = p.visitor"
-            let columns = withinSession ? "e.visitor, e.session_id" : "e.visitor"
+            let columns = withinSession ? "p.visitor, p.session_id" : "p.visitor"
             sql.append(
                 """
                 ,
                 s\(unsafeSQL: String(index + 1)) AS (
                     SELECT DISTINCT ON (\(unsafeSQL: columns)) \(unsafeSQL: columns), e.time AS t, e.id AS i
-                    FROM e JOIN s\(unsafeSQL: String(index)) p ON \(unsafeSQL: joinOn) AND (e.time, e.id) > (p.t, p.i)
-                    WHERE e.page = \(steps[index])
+                    FROM s\(unsafeSQL: String(index)) p
+                    JOIN (\(stepEvents(index))) e ON \(unsafeSQL: joinOn) AND (e.time, e.id) > (p.t, p.i)
                     ORDER BY \(unsafeSQL: columns), e.time, e.id
                 )
                 """
             )
         }
+        // Within a window each step holds a visitor once; within sessions, once per session.
+        let visitors = withinSession ? "count(DISTINCT visitor)" : "count(*)"
         let counts = (0..<steps.count).map { index -> PostgresQuery in
-            "SELECT \(index + 1) AS step, \(steps[index]) AS page, count(DISTINCT visitor) AS visitors FROM s\(unsafeSQL: String(index + 1))"
+            "SELECT \(index + 1) AS step, \(steps[index]) AS page, \(unsafeSQL: visitors) AS visitors FROM s\(unsafeSQL: String(index + 1))"
         }
         sql.append(
             """
