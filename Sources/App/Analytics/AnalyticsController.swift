@@ -248,6 +248,11 @@ struct AnalyticsController: Sendable {
 
     /// Per page: views, unique visitors, average duration, entries, exits, bounce rate (% of sessions that entered
     /// on the page and had exactly one event) and the top 3 referrer domains; most viewed first.
+    ///
+    /// Each part reads the window's events itself (`e` is not materialized: a month of events held in one
+    /// tuplestore spilled to disk, and reading the table again is cheaper). Visitors per page are counted by hashing
+    /// page and visitor pairs rather than `count(DISTINCT)`, which sorted every event by page: at 1M events over 30
+    /// days, 5.0 s before and 3.4 s after, in psql.
     @Sendable func pages(_ request: Request, context: AuthenticatedContext) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
         let common = common(&query, context: context, defaultHours: 24)
@@ -255,7 +260,7 @@ struct AnalyticsController: Sendable {
         try query.finish()
         return try await table(
             """
-            WITH e AS (
+            WITH e AS NOT MATERIALIZED (
                 SELECT page, session_id, coalesce(user_id, session_id) AS visitor, duration, referrer_domain, time, id
                 FROM events
                 WHERE \(common.filter)
@@ -268,8 +273,12 @@ struct AnalyticsController: Sendable {
                 GROUP BY session_id
             ),
             p AS (
-                SELECT page, count(*) AS views, count(DISTINCT visitor) AS unique_visitors, avg(duration) AS avg_duration
-                FROM e WHERE page IS NOT NULL
+                SELECT page, sum(views) AS views, count(visitor) AS unique_visitors, sum(duration_sum) / nullif(sum(durations), 0) AS avg_duration
+                FROM (
+                    SELECT page, visitor, count(*) AS views, sum(duration) AS duration_sum, count(duration) AS durations
+                    FROM e WHERE page IS NOT NULL
+                    GROUP BY page, visitor
+                ) per_visitor
                 GROUP BY page
                 ORDER BY views DESC, page
                 LIMIT \(limit)
