@@ -379,13 +379,15 @@ struct AnalyticsController: Sendable {
     }
 
     /// Sessions grouped by columns of their first event, most visits first: `visits` (sessions), `visitors`, `percentage`.
-    /// `dimensions` are fixed SQL column expressions of this file, never input.
+    /// `dimensions` are fixed SQL column expressions of this file, never input. Visitors are counted by hashing
+    /// their sessions per group first (`count(DISTINCT)` sorted every session).
     func sessionsByFirstEvent(_ request: Request, context: AuthenticatedContext, dimensions: [String]) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
         let common = common(&query, context: context, defaultHours: 24)
         let limit = query.integer("limit", default: 20, range: 1...1000)
         try query.finish()
         let names = dimensions.map { $0.components(separatedBy: " AS ").last ?? $0 }
+        let groups = names.joined(separator: ", ")
         return try await table(
             """
             WITH s AS (
@@ -394,10 +396,10 @@ struct AnalyticsController: Sendable {
                 WHERE \(common.filter) AND session_id IS NOT NULL
                 ORDER BY session_id, time, id
             )
-            SELECT \(unsafeSQL: names.joined(separator: ", ")), count(*)::bigint AS visits, count(DISTINCT visitor)::bigint AS visitors,
-                   round(100.0 * count(*) / sum(count(*)) OVER (), 2)::float8 AS percentage
-            FROM s
-            GROUP BY \(unsafeSQL: names.joined(separator: ", "))
+            SELECT \(unsafeSQL: groups), sum(sessions)::bigint AS visits, count(visitor)::bigint AS visitors,
+                   round(100.0 * sum(sessions) / sum(sum(sessions)) OVER (), 2)::float8 AS percentage
+            FROM (SELECT \(unsafeSQL: groups), visitor, count(*) AS sessions FROM s GROUP BY \(unsafeSQL: groups), visitor) per_visitor
+            GROUP BY \(unsafeSQL: groups)
             ORDER BY visits DESC, \(unsafeSQL: names.map { "\($0) NULLS FIRST" }.joined(separator: ", "))
             LIMIT \(limit)
             """,
