@@ -1,7 +1,9 @@
 -- The funnel reads only the events of its step pages: each step is an index-only scan of this index, in time
 -- order, with the columns a step needs (visitor, session, order, bots, and the tenant of row-level security)
--- carried in the index. Without it every step read every event of the window (7 days by default) from the heap:
--- 0.4-0.55 s at a million events, against 0.14 s with it (EXPLAIN ANALYZE).
+-- carried in the index. The funnel used to read every event of its window (7 days by default) from the heap once:
+-- 0.4-0.55 s at a million events, against 0.14 s step by step through this index (EXPLAIN ANALYZE). The index
+-- costs ingest: 11-19 % in bench/run (bench/RESULTS.md, 2026-12-02). Built without CONCURRENTLY (migrations run
+-- in a transaction), it holds writes to events while it is built: under 3 s at 1M events here, so some 30 s at 10M.
 CREATE INDEX events_page_idx ON events (workspace_id, page, time) INCLUDE (id, user_id, session_id, is_bot, tenant_id)
     WHERE page IS NOT NULL;
 
