@@ -26,6 +26,7 @@ public struct PostgresType: RawRepresentable, Hashable, Sendable, CustomStringCo
     public static let numeric = PostgresType(rawValue: 1700)
     public static let uuid = PostgresType(rawValue: 2950)
     public static let jsonb = PostgresType(rawValue: 3802)
+    public static let boolArray = PostgresType(rawValue: 1000)
     public static let textArray = PostgresType(rawValue: 1009)
     public static let int8Array = PostgresType(rawValue: 1016)
     public static let float8Array = PostgresType(rawValue: 1022)
@@ -52,6 +53,7 @@ public struct PostgresType: RawRepresentable, Hashable, Sendable, CustomStringCo
         case .numeric: "numeric"
         case .uuid: "uuid"
         case .jsonb: "jsonb"
+        case .boolArray: "boolean[]"
         case .textArray: "text[]"
         case .int8Array: "bigint[]"
         case .float8Array: "double precision[]"
@@ -181,13 +183,18 @@ extension Optional: PostgresEncodable where Wrapped: PostgresEncodable {
     public var postgresText: String { self?.postgresText ?? "" }
 }
 
-/// Arrays are sent as PostgreSQL array literals (`text[]`, `bigint[]`, `double precision[]`).
+/// Arrays are sent as PostgreSQL array literals (`text[]`, `bigint[]`, `double precision[]`, `boolean[]`); a `nil`
+/// element of an array of optionals is sent as NULL.
 extension Array: PostgresEncodable where Element: PostgresArrayElement {
     public static var postgresType: PostgresType { Element.postgresArrayType }
     public var postgresText: String {
         var text = "{"
         for (index, element) in enumerated() {
             if index > 0 { text += "," }
+            if let optional = element as? any PostgresNullable, optional.isPostgresNull {
+                text += "NULL"
+                continue
+            }
             text += "\""
             for character in element.postgresText.unicodeScalars {
                 if character == "\"" || character == "\\" { text += "\\" }
@@ -214,6 +221,17 @@ public protocol PostgresArrayElement: PostgresEncodable {
 }
 
 extension String: PostgresArrayElement { public static var postgresArrayType: PostgresType { .textArray } }
+extension Bool: PostgresArrayElement { public static var postgresArrayType: PostgresType { .boolArray } }
+extension Optional: PostgresArrayElement where Wrapped: PostgresArrayElement {
+    public static var postgresArrayType: PostgresType { Wrapped.postgresArrayType }
+}
+
+/// A value that may be SQL NULL (an `Optional`), for array elements.
+protocol PostgresNullable { var isPostgresNull: Bool { get } }
+
+extension Optional: PostgresNullable {
+    var isPostgresNull: Bool { self == nil }
+}
 extension Int: PostgresArrayElement { public static var postgresArrayType: PostgresType { .int8Array } }
 extension Double: PostgresArrayElement { public static var postgresArrayType: PostgresType { .float8Array } }
 

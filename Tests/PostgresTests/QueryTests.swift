@@ -47,6 +47,15 @@ struct QueryTests {
                 .decode((String?, Int?, Date?, Bool).self)
             #expect(nulls.0 == nil && nulls.1 == nil && nulls.2 == nil && nulls.3)
 
+            // Arrays of optionals send NULL elements (not empty strings); booleans arrive as boolean[].
+            let tenants: [String?] = ["a", nil, "", "NULL"]
+            let elements = try await connection.query(
+                "SELECT t IS NULL, coalesce(t, '-'), b FROM unnest(\(tenants), \([true, false, true, false])) WITH ORDINALITY AS u(t, b, n) ORDER BY n"
+            ).decode((Bool, String, Bool).self)
+            #expect(elements.map(\.0) == [false, true, false, false])
+            #expect(elements.map(\.1) == ["a", "-", "", "NULL"])
+            #expect(elements.map(\.2) == [true, false, true, false])
+
             let special = try await connection.query("SELECT \(Double.infinity), \(-Double.infinity), \(Double.nan)")[0]
                 .decode((Double, Double, Double).self)
             #expect(special.0 == .infinity && special.1 == -.infinity && special.2.isNaN)
