@@ -329,4 +329,76 @@ struct AnalyticsTests {
             #expect(weekly.first == ["cohort_date": "2024-07-08", "period": 0, "users": 3, "retained": 3, "retention_rate": 100.0])
         }
     }
+
+    @Test("retention is exact in the partial hours at a window's ends, in a half-hour zone, with bots, and per tenant")
+    func retentionAtHourEdges() async throws {
+        // The window is 10 July 10:30 to 12 July 10:30 UTC. Whole hours are read from the visitor-hours the writer
+        // keeps; the two half hours at the ends, from the events, so the events just outside count for nothing:
+        // u1: 10 Jul 10:45 and 12 Jul 10:15 (both inside, in the ends' hours);
+        // u2: 10 Jul 10:15 (outside, in the first hour) and 11 Jul 12:00;
+        // u3: 11 Jul 05:00 and 12 Jul 10:45 (outside, in the last hour);
+        // u5: 11 Jul 18:45 UTC, which is 12 Jul 00:15 in Kolkata (UTC+5:30), though its hour starts on 11 Jul there;
+        // u4: a bot on 11 Jul 12:00. Tenant t1 holds u1 and u2; the others have no tenant.
+        let bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+        let events = [
+            #"{"user_id": "u1", "tenant_id": "t1", "page": "/", "timestamp": "2024-07-10T10:45:00Z"}"#,
+            #"{"user_id": "u1", "tenant_id": "t1", "page": "/", "timestamp": "2024-07-12T10:15:00Z"}"#,
+            #"{"user_id": "u2", "tenant_id": "t1", "page": "/", "timestamp": "2024-07-10T10:15:00Z"}"#,
+            #"{"user_id": "u2", "tenant_id": "t1", "page": "/", "timestamp": "2024-07-11T12:00:00Z"}"#,
+            #"{"user_id": "u3", "page": "/", "timestamp": "2024-07-11T05:00:00Z"}"#,
+            #"{"user_id": "u3", "page": "/", "timestamp": "2024-07-12T10:45:00Z"}"#,
+            #"{"user_id": "u5", "page": "/", "timestamp": "2024-07-11T18:45:00Z"}"#,
+            #"{"user_id": "u4", "page": "/", "timestamp": "2024-07-11T12:00:00Z", "user_agent": "\#(bot)"}"#,
+        ]
+        try await withTestApp { client, _ in
+            try await client.execute(
+                uri: "/api/events/batch",
+                method: .post,
+                headers: adminAuth,
+                body: ByteBuffer(string: events.joined(separator: "\n"))
+            ) {
+                #expect($0.status == .ok)
+            }
+            let window = "period=day&from=2024-07-10T10:30:00Z&to=2024-07-12T10:30:00Z"
+            func row(_ cohort: String, _ period: Int, _ users: Int, _ retained: Int, _ rate: Double) -> [String: JSONValue] {
+                [
+                    "cohort_date": .string(cohort), "period": .int(period), "users": .int(users), "retained": .int(retained),
+                    "retention_rate": .double(rate),
+                ]
+            }
+            let utc = try await rows(client, "/api/analytics/retention?\(window)")
+            #expect(
+                utc == [
+                    row("2024-07-10", 0, 1, 1, 100), row("2024-07-10", 1, 1, 0, 0), row("2024-07-10", 2, 1, 1, 100),
+                    row("2024-07-11", 0, 3, 3, 100), row("2024-07-11", 1, 3, 0, 0),
+                ]
+            )
+            let withBots = try await rows(client, "/api/analytics/retention?\(window)&include_bots=true")
+            #expect(withBots.filter { $0["cohort_date"] == "2024-07-11" }.map { $0["users"] } == [4, 4])
+            let kolkata = try await rows(client, "/api/analytics/retention?\(window)&tz=Asia/Kolkata")
+            #expect(
+                kolkata == [
+                    row("2024-07-10", 0, 1, 1, 100), row("2024-07-10", 1, 1, 0, 0), row("2024-07-10", 2, 1, 1, 100),
+                    row("2024-07-11", 0, 2, 2, 100), row("2024-07-11", 1, 2, 0, 0),
+                    row("2024-07-12", 0, 1, 1, 100),
+                ]
+            )
+            let token = try await client.execute(
+                uri: "/v0/tokens",
+                method: .post,
+                headers: adminAuth,
+                body: ByteBuffer(string: #"{"name": "t1", "scopes": ["read"], "tenant_id": "t1"}"#)
+            ) { response in
+                guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token") }
+                return token
+            }
+            let tenant = try await rows(client, "/api/analytics/retention?\(window)", headers: bearer(token))
+            #expect(
+                tenant == [
+                    row("2024-07-10", 0, 1, 1, 100), row("2024-07-10", 1, 1, 0, 0), row("2024-07-10", 2, 1, 1, 100),
+                    row("2024-07-11", 0, 1, 1, 100), row("2024-07-11", 1, 1, 0, 0),
+                ]
+            )
+        }
+    }
 }

@@ -68,6 +68,41 @@ struct EventWriterTests {
         await pool.close()
     }
 
+    @Test("concurrent batches keep visitor_hours exact: hours, tenants (none, empty, named), bots, duplicates, new and known visitors")
+    func visitorHours() async throws {
+        let pool = try await TestDatabase.makePool(size: 4)
+        try await Migrator(migrations: try Migrator.bundled(), logger: TestDatabase.logger).migrate(pool)
+        // Small batches, two at a time, of records that share visitors, hours and tenants across batches.
+        let writer = EventWriter(pool: pool, logger: TestDatabase.logger, maxBatchRows: 7, concurrency: 2)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: writer)], logger: TestDatabase.logger))
+        let running = Task { try await group.run() }
+        let start = Date(timeIntervalSince1970: 1_720_000_000)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            for index in 0..<200 {
+                tasks.addTask {
+                    var record = Self.record(index % 23)
+                    record.time = start.addingTimeInterval(Double(index % 9) * 1_900)
+                    record.tenantID = [nil, "", "t1", "t2"][index % 4]
+                    record.isBot = index % 5 == 0
+                    if index % 7 == 0 { record.userID = nil }  // the session is the visitor
+                    if index % 11 == 0 {
+                        record.userID = nil
+                        record.sessionID = nil
+                    }  // no visitor at all
+                    record.eventID = "e\(index % 150)"  // 50 duplicates
+                    _ = try await writer.write([record])
+                }
+            }
+            try await tasks.waitForAll()
+        }
+        await group.triggerGracefulShutdown()
+        try await running.value
+        let stored = try await pool.query("SELECT count(*) FROM events")[0].decode(Int.self, at: 0)
+        #expect(stored == 150)
+        try await expectVisitorHoursMatchEvents(pool)
+        await pool.close()
+    }
+
     @Test("batches the realtime hub is too far behind to take are counted, for its clients to be told")
     func unstreamedBatches() async throws {
         let pool = try await TestDatabase.makePool(size: 4)

@@ -19,6 +19,9 @@ struct RetentionTests {
                 lines.append(#"{"event_id": "kept\#(index)", "session_id": "s", "page": "/", "timestamp": "\#(ago(29 * 86_400))"}"#)
             }
             for index in 0..<2 { lines.append(#"{"event_id": "new\#(index)", "session_id": "s", "page": "/", "timestamp": "\#(ago(60))"}"#) }
+            // Either side of the cutoff, most likely in its hour: that hour's visitor-hours are recounted.
+            lines.append(#"{"event_id": "edge-old", "session_id": "s-old", "page": "/", "timestamp": "\#(ago(30 * 86_400 + 60))"}"#)
+            lines.append(#"{"event_id": "edge-new", "session_id": "s-new", "page": "/", "timestamp": "\#(ago(30 * 86_400 - 60))"}"#)
             try await ingest(client, "user_events", lines)
             try await client.execute(
                 uri: "/v0/events?name=user_events&token=\(testAdminToken)",
@@ -33,11 +36,12 @@ struct RetentionTests {
             var small = retention
             small.batchSize = 3
             let report = try await small.runOnce()
-            #expect(report == DataRetention.Report(events: 7, eventIDs: 7, quarantined: 1))
+            #expect(report == DataRetention.Report(events: 8, eventIDs: 7, quarantined: 1))
             let left = try await pool.query("SELECT event_id FROM events ORDER BY event_id").decode((String?).self)
-            #expect(left == ["kept0", "kept1", "kept2", "new0", "new1"])
+            #expect(left == ["edge-new", "kept0", "kept1", "kept2", "new0", "new1"])
             let ids = try await pool.query("SELECT count(*) FROM event_ids")[0].decode(Int.self, at: 0)
-            #expect(ids == 5)
+            #expect(ids == 7)
+            try await expectVisitorHoursMatchEvents(pool)
             let quarantined = try await pool.query("SELECT count(*) FROM quarantine")[0].decode(Int.self, at: 0)
             #expect(quarantined == 0)
             // A second pass finds nothing more; without windows nothing is deleted.
@@ -45,7 +49,7 @@ struct RetentionTests {
             let keepAll = DataRetention(pool: pool, eventDays: nil, quarantineDays: nil, logger: TestDatabase.logger)
             #expect(try await keepAll.runOnce() == DataRetention.Report())
             let count = try await pool.query("SELECT count(*) FROM events")[0].decode(Int.self, at: 0)
-            #expect(count == 5)
+            #expect(count == 6)
         }
     }
 

@@ -6,6 +6,7 @@ import HummingbirdTesting
 import Logging
 import Postgres
 import PostgresTestSupport
+import Testing
 
 /// Settings for a test application on a fresh database; `overrides` replace or add variables.
 func testConfig(database: PostgresConfiguration, _ overrides: [String: String] = [:]) throws -> AppConfig {
@@ -44,6 +45,31 @@ func withTestApp(
     let pool = PostgresPool(configuration: database, options: .init(size: 2), threadPool: TestDatabase.threadPool, logger: TestDatabase.logger)
     try await app.test(testingSetup) { client in try await body(client, pool) }
     await pool.close()
+}
+
+/// Checks that `visitor_hours` holds exactly the visitor-hours of the stored events (what migration 0011 would
+/// build from them), each visitor numbered once.
+func expectVisitorHoursMatchEvents(_ pool: PostgresPool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let mismatches = try await pool.query(
+        """
+        WITH kept AS (
+            SELECT h.workspace_id, h.hour, h.tenant_id, h.is_bot, v.visitor
+            FROM visitor_hours h JOIN visitors v ON v.id = h.visitor_id AND v.workspace_id = h.workspace_id
+        ), expected AS (
+            SELECT DISTINCT workspace_id, date_trunc('hour', time, 'UTC') AS hour, tenant_id, is_bot, coalesce(user_id, session_id) AS visitor
+            FROM events WHERE coalesce(user_id, session_id) IS NOT NULL
+        )
+        SELECT (SELECT count(*) FROM (TABLE kept EXCEPT ALL TABLE expected) extra),
+               (SELECT count(*) FROM (TABLE expected EXCEPT ALL TABLE kept) missing),
+               (SELECT count(*) FROM visitors) - (SELECT count(DISTINCT (workspace_id, visitor)) FROM visitors)
+        """
+    )[0].decode((Int, Int, Int).self)
+    #expect(mismatches.0 == 0, "visitor-hours without events", sourceLocation: sourceLocation)
+    #expect(mismatches.1 == 0, "events without visitor-hours", sourceLocation: sourceLocation)
+    #expect(mismatches.2 == 0, "visitors numbered twice", sourceLocation: sourceLocation)
+    let rows = try await pool.query("SELECT count(*) FROM visitor_hours")[0].decode(Int.self, at: 0)
+    let events = try await pool.query("SELECT count(*) FROM events")[0].decode(Int.self, at: 0)
+    #expect((rows == 0) == (events == 0), "visitor_hours is empty only without events", sourceLocation: sourceLocation)
 }
 
 extension ByteBuffer {

@@ -331,27 +331,42 @@ struct AnalyticsController: Sendable {
         try query.finish()
         let width = days == 7 ? "1 week" : "1 day"
         let lastInstant = common.to.addingTimeInterval(-0.000_001)
+        // Who was active when: from the visitor-hours the writer keeps (migration 0011) when the zone's local days
+        // start on whole UTC hours throughout the window, which is every zone but a few (India, Nepal, …); else from
+        // the events themselves.
+        let activity: PostgresQuery
+        if Self.hasWholeHourOffsets(common.timeZone, from: common.from, to: common.to) {
+            activity = """
+                SELECT visitor_id AS visitor, active_at AS time
+                FROM visitor_activity(\(common.scope.workspaceID), \(common.from), \(common.to), \(common.includeBots))
+                """
+        } else {
+            activity = """
+                SELECT coalesce(user_id, session_id) AS visitor, time
+                FROM events
+                WHERE \(common.filter) AND coalesce(user_id, session_id) IS NOT NULL
+                """
+        }
         return try await table(
             """
             WITH pairs AS (
                 -- One row per visitor and active period: far fewer rows than events.
-                SELECT coalesce(user_id, session_id) AS visitor, time_bucket(\(width)::interval, time, \(common.timeZone)) AS bucket
-                FROM events
-                WHERE \(common.filter) AND coalesce(user_id, session_id) IS NOT NULL
+                SELECT visitor, time_bucket(\(width)::interval, time, \(common.timeZone)) AS bucket
+                FROM (\(activity)) activity
                 GROUP BY 1, 2
             ),
-            first AS (SELECT visitor, min(bucket) AS cohort FROM pairs GROUP BY visitor),
-            sizes AS (SELECT cohort, count(*) AS users FROM first GROUP BY cohort),
+            -- Each visitor's cohort is their first period; a cohort's size is its visitors active in period 0.
             active AS (
-                SELECT f.cohort, round(extract(epoch FROM p.bucket - f.cohort) / \(86_400 * days))::int AS period, count(*) AS retained
-                FROM pairs p JOIN first f USING (visitor)
+                SELECT cohort, round(date_part('epoch', bucket - cohort) / \(86_400 * days))::int AS period, count(*) AS retained
+                FROM (SELECT min(bucket) OVER (PARTITION BY visitor) AS cohort, bucket FROM pairs) cohorts
                 GROUP BY 1, 2
             ),
             periods AS (
-                SELECT s.cohort, s.users, n AS period
-                FROM sizes s,
+                SELECT s.cohort, s.retained AS users, n AS period
+                FROM active s,
                      generate_series(0, round(extract(epoch FROM time_bucket(\(width)::interval, \(lastInstant), \(common.timeZone)) - s.cohort)
                                               / \(86_400 * days))::int) AS n
+                WHERE s.period = 0
             )
             SELECT to_char(p.cohort AT TIME ZONE \(common.timeZone), 'YYYY-MM-DD') AS cohort_date,
                    p.period::bigint AS period,
@@ -364,6 +379,17 @@ struct AnalyticsController: Sendable {
             """,
             common: common
         )
+    }
+
+    /// Whether `identifier`'s offset from UTC is a whole number of hours at every instant of [from, to).
+    static func hasWholeHourOffsets(_ identifier: String, from: Date, to: Date) -> Bool {
+        guard let zone = TimeZone(identifier: identifier) else { return false }
+        var instant = from
+        while true {
+            guard zone.secondsFromGMT(for: instant) % 3600 == 0 else { return false }
+            guard let next = zone.nextDaylightSavingTimeTransition(after: instant), next < to else { return true }
+            instant = next
+        }
     }
 
     // MARK: Sources, devices, paths

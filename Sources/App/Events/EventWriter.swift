@@ -19,8 +19,8 @@ public struct StoredEvent: Sendable, Equatable {
 /// in the batch, so concurrent requests share commits; up to `concurrency` such transactions run at once. Records whose `event_id` is already stored in the workspace
 /// (or repeated in the batch) are not stored again. A failed write fails exactly the requests in the batch; when
 /// the failure is not the database being unavailable, the requests are retried one by one so that one bad request
-/// does not fail the others. Each transaction also adds its events to `event_counts` and, when the writer has an
-/// `instanceID`, announces the new ids on the realtime channel (`RealtimeNotice`), which PostgreSQL delivers to the
+/// does not fail the others. Each transaction also adds its events to `event_counts`, their visitors' active hours
+/// to `visitor_hours` (numbering new visitors in `visitors`) and, when the writer has an `instanceID`, announces the new ids on the realtime channel (`RealtimeNotice`), which PostgreSQL delivers to the
 /// listening servers only once the transaction commits. Committed events are published on `committed` for this
 /// server's realtime delivery.
 public final class EventWriter: Service, Sendable {
@@ -53,6 +53,8 @@ public final class EventWriter: Service, Sendable {
     /// Where batches and rows are counted (`GET /metrics`); nil counts nothing.
     let metrics: AppMetrics?
     private let queue = Mutex(Queue())
+    /// Visitors' numbers (`visitors.id`) this writer has read or drawn, and seen committed.
+    private let knownVisitors = BoundedCache<VisitorActivity.Visitor, Int>(capacity: 200_000)
     /// Committed events the realtime hub was too far behind to take (see `committed`), not yet reported.
     private let unstreamed = Mutex(0)
     private let doorbell: AsyncStream<Void>
@@ -168,7 +170,7 @@ public final class EventWriter: Service, Sendable {
     /// One transaction: claim the event ids, allocate row ids, COPY the new rows. Returns outcomes per request.
     private func store(_ requests: [[EventRecord]]) async throws -> [[Outcome]] {
         let records = requests.flatMap { $0 }
-        let stored = try await pool.withTransaction { connection -> [Outcome] in
+        let (stored, numbered) = try await pool.withTransaction { connection -> ([Outcome], [VisitorActivity.Visitor: Int]) in
             let fresh = try await claimEventIDs(records, on: connection)
             var unclaimed = fresh
             var outcomes: [Outcome] = []
@@ -183,7 +185,7 @@ public final class EventWriter: Service, Sendable {
                 rows.append(record)
                 outcomes.append(.stored(StoredEvent(id: 0, record: record)))
             }
-            guard !rows.isEmpty else { return outcomes }
+            guard !rows.isEmpty else { return (outcomes, [:]) }
             let ids = try await connection.query(
                 "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, \(rows.count))"
             ).decode((Int).self)
@@ -191,13 +193,18 @@ public final class EventWriter: Service, Sendable {
             copyRows.reserveCapacity(rows.count)
             for (id, row) in zip(ids, rows) { copyRows.append([String(id)] + row.copyValues) }
             try await connection.copy(into: "events", columns: ["id"] + EventRecord.copyColumns, rows: copyRows)
-            try await countAndAnnounce(rows, ids: ids, on: connection)
+            let activity = VisitorActivity(rows)
+            let (visitorIDs, numbered) = try await numberVisitors(activity, on: connection)
+            try await countAndAnnounce(rows, ids: ids, activity: activity, visitorIDs: visitorIDs, on: connection)
             var nextID = ids.makeIterator()
-            return outcomes.map { outcome in
+            let stored = outcomes.map { outcome in
                 guard case .stored(let event) = outcome, let id = nextID.next() else { return outcome }
                 return .stored(StoredEvent(id: id, record: event.record))
             }
+            return (stored, numbered)
         }
+        // Only numbers that are committed are remembered.
+        for (visitor, id) in numbered { knownVisitors.store(id, for: visitor) }
         if case .dropped(let lost) = publisher.yield(stored.compactMap { if case .stored(let event) = $0 { event } else { nil } }) {
             // The realtime hub fell 8 batches behind: its clients miss these events (they stay stored), and are told.
             unstreamed.withLock { $0 += lost.count }
@@ -223,9 +230,118 @@ public final class EventWriter: Service, Sendable {
         }
     }
 
+    /// The visitors of a batch and the UTC hours they were active in (`visitors` and `visitor_hours`, migration 0011),
+    /// each once and in key order, so that concurrent batches insert the same keys in the same order.
+    struct VisitorActivity {
+        struct Visitor: Hashable, Comparable {
+            var workspaceID: Int
+            var visitor: String
+            static func < (lhs: Self, rhs: Self) -> Bool { (lhs.workspaceID, lhs.visitor) < (rhs.workspaceID, rhs.visitor) }
+        }
+
+        struct Hour: Hashable, Comparable {
+            var visitor: Visitor
+            /// Seconds since 1970 of the hour's start.
+            var hour: Int
+            var tenantID: String?
+            var isBot: Bool
+            static func < (lhs: Self, rhs: Self) -> Bool {
+                lhs.order < rhs.order
+            }
+            private var order: (Int, Int, String, Int, Int, String) {
+                (visitor.workspaceID, hour, tenantID ?? "", tenantID == nil ? 0 : 1, isBot ? 1 : 0, visitor.visitor)
+            }
+        }
+
+        var visitors: [Visitor]
+        var hours: [Hour]
+
+        init(_ rows: [EventRecord]) {
+            var hours: Set<Hour> = []
+            for row in rows {
+                guard let key = row.userID ?? row.sessionID else { continue }
+                let hour = Int((row.time.timeIntervalSince1970 / 3600).rounded(.down)) * 3600
+                hours.insert(Hour(visitor: Visitor(workspaceID: row.workspaceID, visitor: key), hour: hour, tenantID: row.tenantID, isBot: row.isBot))
+            }
+            self.hours = hours.sorted()
+            self.visitors = Set(hours.map(\.visitor)).sorted()
+        }
+    }
+
+    /// The numbers (`visitors.id`) of the batch's visitors, numbering those new to the database, and the numbers
+    /// read from the database (for `knownVisitors`, once committed). Visitors numbered before are mostly remembered
+    /// (`knownVisitors`; a number never changes), so a batch of returning visitors costs no statement here.
+    private func numberVisitors(
+        _ activity: VisitorActivity,
+        on connection: PostgresConnection
+    ) async throws -> (all: [VisitorActivity.Visitor: Int], read: [VisitorActivity.Visitor: Int]) {
+        var all: [VisitorActivity.Visitor: Int] = [:]
+        var unknown: [VisitorActivity.Visitor] = []
+        for visitor in activity.visitors {
+            if let id = knownVisitors.cached(visitor) { all[visitor] = id } else { unknown.append(visitor) }
+        }
+        guard !unknown.isEmpty else { return (all, [:]) }
+        // New visitors are inserted in key order (concurrent batches then wait for each other in the same order), after
+        // skipping those already stored: an insert that conflicts still draws a number. The statement returns the
+        // numbers it drew and those committed before it started.
+        var read: [VisitorActivity.Visitor: Int] = [:]
+        let rows = try await connection.query(
+            """
+            WITH wanted AS (
+                SELECT w, v, n FROM unnest(\(unknown.map(\.workspaceID)), \(unknown.map(\.visitor))) WITH ORDINALITY AS u(w, v, n)
+            ), inserted AS (
+                INSERT INTO visitors (workspace_id, visitor)
+                SELECT w, v FROM wanted
+                WHERE NOT EXISTS (SELECT 1 FROM visitors k WHERE k.workspace_id = wanted.w AND k.visitor = wanted.v)
+                ORDER BY n
+                ON CONFLICT DO NOTHING
+                RETURNING workspace_id, visitor, id
+            )
+            SELECT workspace_id, visitor, id FROM inserted
+            UNION ALL
+            SELECT k.workspace_id, k.visitor, k.id FROM wanted JOIN visitors k ON k.workspace_id = wanted.w AND k.visitor = wanted.v
+            """
+        )
+        for (workspaceID, visitor, id) in try rows.decode((Int, String, Int).self) {
+            read[VisitorActivity.Visitor(workspaceID: workspaceID, visitor: visitor)] = id
+        }
+        // A visitor another transaction numbered while this statement waited for it is not in that statement's
+        // snapshot; a new statement sees it.
+        let late = unknown.filter { read[$0] == nil }
+        if !late.isEmpty {
+            let rows = try await connection.query(
+                """
+                SELECT k.workspace_id, k.visitor, k.id
+                FROM unnest(\(late.map(\.workspaceID)), \(late.map(\.visitor))) AS u(w, v)
+                JOIN visitors k ON k.workspace_id = u.w AND k.visitor = u.v
+                """
+            )
+            for (workspaceID, visitor, id) in try rows.decode((Int, String, Int).self) {
+                read[VisitorActivity.Visitor(workspaceID: workspaceID, visitor: visitor)] = id
+            }
+        }
+        all.merge(read) { $1 }
+        return (all, read)
+    }
+
     /// Adds the rows to `event_counts` (in key order, so that concurrent batches lock the same rows in the same
-    /// order) and, when the writer has an `instanceID`, announces their ids: one statement, one round trip.
-    private func countAndAnnounce(_ rows: [EventRecord], ids: [Int], on connection: PostgresConnection) async throws {
+    /// order), records the visitors' active hours (`visitor_hours`) and, when the writer has an `instanceID`,
+    /// announces their ids: one statement, one round trip.
+    private func countAndAnnounce(
+        _ rows: [EventRecord],
+        ids: [Int],
+        activity: VisitorActivity,
+        visitorIDs: [VisitorActivity.Visitor: Int],
+        on connection: PostgresConnection
+    ) async throws {
+        // Every visitor has its number by now (`numberVisitors`). Were one missing, its hour is left out and said.
+        let hours = activity.hours.filter { visitorIDs[$0.visitor] != nil }
+        if hours.count < activity.hours.count {
+            logger.error(
+                "visitor_hours: visitors without a number; their hours are not recorded",
+                metadata: ["hours": "\(activity.hours.count - hours.count)"]
+            )
+        }
         var counts: [CountKey: Int] = [:]
         for row in rows {
             let day = Int((row.time.timeIntervalSince1970 / 86_400).rounded(.down))
@@ -242,6 +358,15 @@ public final class EventWriter: Service, Sendable {
                 FROM unnest(\(keys.map(\.workspaceID)), \(keys.map(\.tenantID)), \(keys.map(\.day)), \(keys.map { counts[$0]! }))
                     AS u(w, t, d, n)
                 ON CONFLICT (workspace_id, tenant_id, day) DO UPDATE SET events = event_counts.events + EXCLUDED.events
+            ), active AS (
+                INSERT INTO visitor_hours (workspace_id, hour, tenant_id, is_bot, visitor_id)
+                SELECT w, to_timestamp(h), t, b, v
+                FROM unnest(
+                    \(hours.map(\.visitor.workspaceID)), \(hours.map(\.hour)), \(hours.map(\.tenantID)), \(hours.map(\.isBot)),
+                    \(hours.map { visitorIDs[$0.visitor]! })
+                ) WITH ORDINALITY AS u(w, h, t, b, v, n)
+                ORDER BY n
+                ON CONFLICT DO NOTHING
             )
             SELECT pg_notify(\(RealtimeNotice.channel), payload) FROM unnest(\(notices)) AS payload
             """
