@@ -53,12 +53,16 @@ enum Fixture {
 
     /// Builds the app, loads the fixture and runs `body`.
     static func withApp(_ body: @Sendable @escaping (any TestClientProtocol) async throws -> Void) async throws {
-        try await withTestApp { client, _ in
+        try await withApp { client, _ in try await body(client) }
+    }
+
+    static func withApp(_ body: @Sendable @escaping (any TestClientProtocol, PostgresPool) async throws -> Void) async throws {
+        try await withTestApp { client, pool in
             try await client.execute(uri: "/api/events/batch", method: .post, body: ByteBuffer(string: Fixture.body)) { response in
                 let summary = try response.json(IngestSummary.self)
                 #expect(summary == IngestSummary(successfulRows: 15, quarantinedRows: 0))
             }
-            try await body(client)
+            try await body(client, pool)
         }
     }
 }
@@ -277,9 +281,9 @@ struct AnalyticsTests {
         }
     }
 
-    @Test("paths count transitions between consecutive pages within sessions")
+    @Test("paths count transitions between consecutive pages within sessions, from a rare page and from a common one")
     func paths() async throws {
-        try await Fixture.withApp { client in
+        try await Fixture.withApp { client, pool in
             let all = try await rows(client, "/api/analytics/paths")
             #expect(
                 all == [
@@ -290,8 +294,26 @@ struct AnalyticsTests {
                     ["from_page": "/signup", "to_page": "/pricing", "transitions": 1],
                 ]
             )
+            // No statistics yet: every page counts as rare, and only the sessions that visited it are read.
             let fromHome = try await rows(client, "/api/analytics/paths?page=/")
             #expect(fromHome.map { $0["to_page"] } == ["/pricing", "/signup"])
+            let fromPricing = try await rows(client, "/api/analytics/paths?page=/pricing")
+            #expect(
+                fromPricing == [
+                    ["from_page": "/pricing", "to_page": "/signup", "transitions": 2], ["from_page": "/pricing", "to_page": "/", "transitions": 1],
+                ]
+            )
+            // With statistics, both pages are common (a third of the events each): every session is read, same answers.
+            try await pool.execute("ANALYZE events")
+            let common = try await pool.query(
+                """
+                SELECT count(*) FROM pg_stats s, unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS m(value, frequency)
+                WHERE s.tablename = 'events' AND s.attname = 'page' AND m.value IN ('/', '/pricing') AND m.frequency >= 0.1
+                """
+            )[0].decode(Int.self, at: 0)
+            #expect(common == 2)
+            #expect(try await rows(client, "/api/analytics/paths?page=/") == fromHome)
+            #expect(try await rows(client, "/api/analytics/paths?page=/pricing") == fromPricing)
         }
     }
 

@@ -434,18 +434,45 @@ struct AnalyticsController: Sendable {
     }
 
     /// What visitors do next: transitions between consecutive pages within sessions, from `page` or from any page.
+    ///
+    /// Transitions need each session's events in order, which means sorting the window's events by session. From a
+    /// page that few sessions visit, only those sessions' events are read and sorted (the sessions found through the
+    /// page index of migration 0010): over 7 days at 1M events, 0.35–0.45 s → 0.15 s for a page with 4 % of the
+    /// events, → 0.07 s for one with 1.5 %. From a page most sessions visit, that costs more than it saves (a page
+    /// with 14 %: 0.54 s), so a page the planner's statistics count as common reads every session.
     @Sendable func paths(_ request: Request, context: AuthenticatedContext) async throws -> ResultTable {
         var query = QueryReader(request.uri.queryParameters)
         let common = common(&query, context: context, defaultHours: 24)
         let page = query.string("page")
         let limit = query.integer("limit", default: 20, range: 1...1000)
         try query.finish()
+        // The window's events of the sessions read, in order within each session.
+        let events: PostgresQuery
+        if let page, try await !isCommonPage(page) {
+            // Each session that visited the page, then its events through the session index: a join of the page's
+            // sessions with the window's events instead read the whole table when the window was a week.
+            events = """
+                SELECT v.session_id, e.page, e.time, e.id
+                FROM (
+                    SELECT DISTINCT session_id FROM events
+                    WHERE \(common.filter) AND page = \(page) AND session_id IS NOT NULL
+                ) v
+                CROSS JOIN LATERAL (
+                    SELECT page, time, id FROM events
+                    WHERE \(common.filter) AND session_id = v.session_id AND page IS NOT NULL
+                ) e
+                """
+        } else {
+            events = """
+                SELECT session_id, page, time, id FROM events
+                WHERE \(common.filter) AND session_id IS NOT NULL AND page IS NOT NULL
+                """
+        }
         return try await table(
             """
             WITH steps AS (
                 SELECT page AS from_page, lead(page) OVER (PARTITION BY session_id ORDER BY time, id) AS to_page
-                FROM events
-                WHERE \(common.filter) AND session_id IS NOT NULL AND page IS NOT NULL
+                FROM (\(events)) e
             )
             SELECT from_page, to_page, count(*)::bigint AS transitions
             FROM steps
@@ -456,5 +483,19 @@ struct AnalyticsController: Sendable {
             """,
             common: common
         )
+    }
+
+    /// Whether the planner's statistics of `events` (kept by ANALYZE, across workspaces) give `page` to at least a
+    /// tenth of the events. Without statistics (a new table, or a hypertable's parent) no page is common.
+    func isCommonPage(_ page: String) async throws -> Bool {
+        try await pool.query(
+            """
+            SELECT coalesce((
+                SELECT m.frequency
+                FROM pg_stats s, unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS m(value, frequency)
+                WHERE s.schemaname = current_schema() AND s.tablename = 'events' AND s.attname = 'page' AND m.value = \(page)
+            ), 0) >= 0.1
+            """
+        )[0].decode(Bool.self, at: 0)
     }
 }
