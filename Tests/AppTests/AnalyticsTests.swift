@@ -135,11 +135,12 @@ struct AnalyticsTests {
     @Test("sessions: the newest sessions are exact whether the window's newest events hold them or not")
     func sessionsProbe() async throws {
         try await withTestApp { client, _ in
-            // "long" has 120 events, one a minute; "quiet" began before it; "newest" began after it. The newest 50 × limit
-            // events hold "newest" whole but only part of "long", so limit=2 must group the whole window.
-            var events: [JSONValue] = (0..<120).map { minute in
+            // "long" has 2,500 events, one every 2 seconds from T; "quiet" began before it; "newest" began after it.
+            // The newest events probed (50 × limit, at least 2,000) hold "newest" whole but only part of "long", so
+            // limit=2 must group the whole window.
+            var events: [JSONValue] = (0..<2_500).map { index in
                 [
-                    "session_id": "long", "user_id": "ul", "page": .string("/p\(minute)"), "timestamp": .string(Fixture.at(Double(minute))),
+                    "session_id": "long", "user_id": "ul", "page": .string("/p\(index)"), "timestamp": .string(Fixture.at(Double(index) / 30)),
                     "duration": 1,
                 ]
             }
@@ -148,7 +149,7 @@ struct AnalyticsTests {
             try await client.execute(uri: "/api/events/batch", method: .post, body: ByteBuffer(string: JSONValue.array(events).jsonText)) {
                 response in
                 let summary = try response.json(IngestSummary.self)
-                #expect(summary == IngestSummary(successfulRows: 122, quarantinedRows: 0))
+                #expect(summary == IngestSummary(successfulRows: 2_502, quarantinedRows: 0))
             }
             let one = try await rows(client, "/api/analytics/sessions?limit=1")
             #expect(one.map { $0["session_id"] } == ["newest"])
@@ -156,12 +157,12 @@ struct AnalyticsTests {
                 let sessions = try await rows(client, "/api/analytics/sessions?limit=\(limit)")
                 #expect(sessions.map { $0["session_id"] } == Array(["newest", "long", "quiet"].prefix(limit)))
                 let long = sessions.first { $0["session_id"] == "long" } ?? [:]
-                #expect(long["page_count"] == 120)
-                #expect(long["total_duration"] == 120.0)
+                #expect(long["page_count"] == 2_500)
+                #expect(long["total_duration"] == 2_500.0)
                 #expect(long["first_page"] == "/p0")
-                #expect(long["last_page"] == "/p119")
+                #expect(long["last_page"] == "/p2499")
                 #expect(long["started_at"] == .string(Fixture.at(0)))
-                #expect(long["duration_seconds"] == 7140.0)
+                #expect(long["duration_seconds"] == 4_998.0)
             }
         }
     }
