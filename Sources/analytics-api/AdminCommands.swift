@@ -68,8 +68,8 @@ struct CreateUser: AsyncParsableCommand {
 struct WorkspaceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workspace",
-        abstract: "Create and list workspaces.",
-        subcommands: [Create.self, List.self]
+        abstract: "Create and list workspaces; rebuild one's visitor-hours.",
+        subcommands: [Create.self, List.self, RebuildVisitorHours.self]
     )
 
     struct Create: AsyncParsableCommand {
@@ -98,6 +98,23 @@ struct WorkspaceCommand: AsyncParsableCommand {
                     "workspace \(created.workspace.name) created (id \(created.workspace.id), templates: \(created.workspace.templates.joined(separator: ", ")))"
                 )
                 print("admin token (shown only now): \(created.adminToken)")
+            }
+        }
+    }
+
+    struct RebuildVisitorHours: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rebuild-visitor-hours",
+            abstract: "Rebuild a workspace's visitor-hours (what retention reads) from its events, after events were written around the server."
+        )
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The workspace's name.") var name: String
+
+        func run() async throws {
+            try await withDatabase(common) { database, _ in
+                let workspace = try await workspaceID(named: name, in: database)
+                let rows = try await VisitorHours(pool: database.pool).rebuild(workspaceID: workspace)
+                print("workspace \(name): \(rows) visitor-hours")
             }
         }
     }
