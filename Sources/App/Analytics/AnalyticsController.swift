@@ -287,15 +287,17 @@ struct AnalyticsController: Sendable {
             ),
             entries AS (SELECT first_page AS page, count(*) AS entries, count(*) FILTER (WHERE events = 1) AS bounces FROM s GROUP BY 1),
             exits AS (SELECT last_page AS page, count(*) AS exits FROM s GROUP BY 1),
+            -- Every page's referrers, from the same scan of the window as the rest: asked for the top pages only, the
+            -- planner read each page's events through the page index and fetched them from the heap one by one.
             referrers AS (
                 SELECT page, referrer_domain, count(*) AS visits,
                        row_number() OVER (PARTITION BY page ORDER BY count(*) DESC, referrer_domain) AS rank
-                FROM e WHERE referrer_domain IS NOT NULL AND page IN (SELECT page FROM p)
+                FROM e WHERE referrer_domain IS NOT NULL AND page IS NOT NULL
                 GROUP BY page, referrer_domain
             ),
             top AS (
                 SELECT page, json_agg(json_build_object('referrer', referrer_domain, 'visits', visits) ORDER BY rank) AS top_referrers
-                FROM referrers WHERE rank <= 3
+                FROM referrers WHERE rank <= 3 AND page IN (SELECT page FROM p)
                 GROUP BY page
             )
             SELECT p.page, p.views::bigint AS views, p.unique_visitors::bigint AS unique_visitors,
