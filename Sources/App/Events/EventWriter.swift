@@ -20,9 +20,9 @@ public struct StoredEvent: Sendable, Equatable {
 /// (or repeated in the batch) are not stored again. A failed write fails exactly the requests in the batch; when
 /// the failure is not the database being unavailable, the requests are retried one by one so that one bad request
 /// does not fail the others. Each transaction also adds its events to `event_counts`, their visitors' active hours
-/// to `visitor_hours` (numbering new visitors in `visitors`) and, when the writer has an `instanceID`, announces the new ids on the realtime channel (`RealtimeNotice`), which PostgreSQL delivers to the
-/// listening servers only once the transaction commits. Committed events are published on `committed` for this
-/// server's realtime delivery.
+/// to `visitor_hours` (numbering new visitors in `visitors`) and, when the writer has an `instanceID`, announces the
+/// new ids on the realtime channel (`RealtimeNotice`), which PostgreSQL delivers to the listening servers only once
+/// the transaction commits. Committed events are published on `committed` for this server's realtime delivery.
 public final class EventWriter: Service, Sendable {
     /// What happened to each record of a `write`, in order.
     public enum Outcome: Sendable, Equatable {
