@@ -22,12 +22,9 @@ final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
     /// The cached value for `key`, computing and storing it on a miss.
     func value(for key: Key, compute: () -> Value) -> Value {
-        if let hit = storage.withLock({ $0[key] }) { return hit }
+        if let hit = cached(key) { return hit }
         let value = compute()
-        storage.withLock { storage in
-            if storage.count >= capacity { storage.removeAll(keepingCapacity: true) }
-            storage[key] = value
-        }
+        store(value, for: key)
         return value
     }
 }

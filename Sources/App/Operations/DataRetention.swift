@@ -80,9 +80,9 @@ public struct DataRetention: Service {
     /// quarantined rows.
     private func deleteExpired(eventsToo: Bool) async throws -> Report {
         var report = Report()
+        let workspaces = eventDays == nil ? [] : try await pool.query("SELECT id FROM workspaces ORDER BY id").decode((Int).self)
         if eventsToo, let eventDays {
             let cutoff = Date().addingTimeInterval(-Double(eventDays) * 86_400)
-            let workspaces = try await pool.query("SELECT id FROM workspaces ORDER BY id").decode((Int).self)
             for workspace in workspaces {
                 // The same statement takes the deleted rows off `event_counts`, so totals stay exact.
                 report.events += try await deleteInBatches(
@@ -108,12 +108,12 @@ public struct DataRetention: Service {
             let cutoff = Date().addingTimeInterval(-Double(eventDays) * 86_400)
             if eventsToo {
                 try await pool.execute("DELETE FROM event_counts WHERE events <= 0")
-                try await deleteVisitorHours(before: cutoff, recount: true)
+                try await deleteVisitorHours(of: workspaces, before: cutoff, recount: true)
             } else {
                 // TimescaleDB drops whole one-day chunks once their end is past the cutoff; their counts go with them.
                 try await pool.execute("DELETE FROM event_counts WHERE (day + 1)::timestamp <= (\(cutoff)::timestamptz AT TIME ZONE 'UTC')")
                 let day = Date(timeIntervalSince1970: (cutoff.timeIntervalSince1970 / 86_400).rounded(.down) * 86_400)
-                try await deleteVisitorHours(before: day, recount: false)
+                try await deleteVisitorHours(of: workspaces, before: day, recount: false)
             }
             report.eventIDs = try await deleteInBatches(
                 "DELETE FROM event_ids WHERE ctid = ANY(ARRAY(SELECT ctid FROM event_ids WHERE first_seen < \(cutoff) LIMIT \(batchSize)))"
@@ -130,10 +130,9 @@ public struct DataRetention: Service {
 
     /// Deletes the visitor-hours (`visitor_hours`) of the hours that end by `end`, workspace by workspace (the index
     /// leads with it). With `recount`, events before `end` are gone: the hour `end` falls in is recounted from the
-    /// events left in it, in one transaction.
-    private func deleteVisitorHours(before end: Date, recount: Bool) async throws {
+    /// events left in it.
+    private func deleteVisitorHours(of workspaces: [Int], before end: Date, recount: Bool) async throws {
         let hour = Date(timeIntervalSince1970: (end.timeIntervalSince1970 / 3600).rounded(.down) * 3600)
-        let workspaces = try await pool.query("SELECT id FROM workspaces ORDER BY id").decode((Int).self)
         for workspace in workspaces {
             _ = try await deleteInBatches(
                 """
@@ -141,19 +140,8 @@ public struct DataRetention: Service {
                 WHERE ctid = ANY(ARRAY(SELECT ctid FROM visitor_hours WHERE workspace_id = \(workspace) AND hour < \(hour) LIMIT \(batchSize)))
                 """
             )
-            guard recount, end > hour else { continue }
-            try await pool.withTransaction { connection in
-                try await connection.execute("DELETE FROM visitor_hours WHERE workspace_id = \(workspace) AND hour = \(hour)")
-                try await connection.execute(
-                    """
-                    INSERT INTO visitor_hours (workspace_id, hour, tenant_id, is_bot, visitor_id)
-                    SELECT DISTINCT e.workspace_id, \(hour)::timestamptz, e.tenant_id, e.is_bot, v.id
-                    FROM events e
-                    JOIN visitors v ON v.workspace_id = e.workspace_id AND v.visitor = coalesce(e.user_id, e.session_id)
-                    WHERE e.workspace_id = \(workspace) AND e.time >= \(hour) AND e.time < \(hour.addingTimeInterval(3600))
-                    ON CONFLICT DO NOTHING
-                    """
-                )
+            if recount, end > hour {
+                try await VisitorHours(pool: pool).recount(workspaceID: workspace, hours: hour..<hour.addingTimeInterval(3600))
             }
         }
     }

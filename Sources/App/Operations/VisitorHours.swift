@@ -1,17 +1,18 @@
+import Foundation
 import Postgres
 
-/// Rebuilds a workspace's `visitor_hours` (migration 0011) from its events, numbering visitors the table lacks.
+/// Recounts `visitor_hours` (migration 0011) from the events, for what the writer did not record as it stored them.
 ///
 /// The writer keeps the table as it stores events; events written around it (SQL or `COPY` straight into `events`,
-/// or stored by a replica older than migration 0011 during an upgrade) have no visitor-hours until this runs.
-/// One transaction: readers see the old rows until it commits; the writer's inserts of the same visitor-hours wait
-/// for it, then find them there.
+/// or stored by a replica older than migration 0011 during an upgrade) have no visitor-hours until `rebuild` runs,
+/// and data retention recounts the hour whose older events it deleted. Each call is one transaction: readers see
+/// the old rows until it commits; the writer's inserts of the same visitor-hours wait for it, then find them there.
 public struct VisitorHours: Sendable {
     let pool: PostgresPool
 
     public init(pool: PostgresPool) { self.pool = pool }
 
-    /// Returns the number of visitor-hours the workspace has afterwards.
+    /// Rebuilds all of a workspace's visitor-hours, numbering the visitors `visitors` lacks; returns how many it has.
     @discardableResult
     public func rebuild(workspaceID: Int) async throws -> Int {
         try await pool.withTransaction { connection in
@@ -26,18 +27,36 @@ public struct VisitorHours: Sendable {
                 ON CONFLICT DO NOTHING
                 """
             )
-            try await connection.execute("DELETE FROM visitor_hours WHERE workspace_id = \(workspaceID)")
-            try await connection.execute(
-                """
-                INSERT INTO visitor_hours (workspace_id, hour, tenant_id, is_bot, visitor_id)
-                SELECT DISTINCT e.workspace_id, date_trunc('hour', e.time, 'UTC'), e.tenant_id, e.is_bot, v.id
-                FROM events e
-                JOIN visitors v ON v.workspace_id = e.workspace_id AND v.visitor = coalesce(e.user_id, e.session_id)
-                WHERE e.workspace_id = \(workspaceID)
-                ON CONFLICT DO NOTHING
-                """
-            )
+            try await Self.recount(workspaceID: workspaceID, hours: nil, on: connection)
             return try await connection.query("SELECT count(*) FROM visitor_hours WHERE workspace_id = \(workspaceID)")[0].decode(Int.self, at: 0)
         }
+    }
+
+    /// Recounts a workspace's visitor-hours of the whole hours in `hours` from the events left in them (data
+    /// retention, after deleting the older events of an hour). Their visitors are numbered already.
+    public func recount(workspaceID: Int, hours: Range<Date>) async throws {
+        try await pool.withTransaction { connection in try await Self.recount(workspaceID: workspaceID, hours: hours, on: connection) }
+    }
+
+    /// `hours` nil: all of the workspace's.
+    private static func recount(workspaceID: Int, hours: Range<Date>?, on connection: PostgresConnection) async throws {
+        let from = hours?.lowerBound
+        let to = hours?.upperBound
+        try await connection.execute(
+            """
+            DELETE FROM visitor_hours
+            WHERE workspace_id = \(workspaceID) AND (\(from)::timestamptz IS NULL OR hour >= \(from)) AND (\(to)::timestamptz IS NULL OR hour < \(to))
+            """
+        )
+        try await connection.execute(
+            """
+            INSERT INTO visitor_hours (workspace_id, hour, tenant_id, is_bot, visitor_id)
+            SELECT DISTINCT e.workspace_id, date_trunc('hour', e.time, 'UTC'), e.tenant_id, e.is_bot, v.id
+            FROM events e
+            JOIN visitors v ON v.workspace_id = e.workspace_id AND v.visitor = coalesce(e.user_id, e.session_id)
+            WHERE e.workspace_id = \(workspaceID) AND (\(from)::timestamptz IS NULL OR e.time >= \(from)) AND (\(to)::timestamptz IS NULL OR e.time < \(to))
+            ON CONFLICT DO NOTHING
+            """
+        )
     }
 }
