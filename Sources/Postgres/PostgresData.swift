@@ -191,12 +191,12 @@ extension Array: PostgresEncodable where Element: PostgresArrayElement {
         var text = "{"
         for (index, element) in enumerated() {
             if index > 0 { text += "," }
-            if let optional = element as? any PostgresNullable, optional.isPostgresNull {
+            guard let elementText = element.postgresArrayElementText else {
                 text += "NULL"
                 continue
             }
             text += "\""
-            for character in element.postgresText.unicodeScalars {
+            for character in elementText.unicodeScalars {
                 if character == "\"" || character == "\\" { text += "\\" }
                 text.unicodeScalars.append(character)
             }
@@ -218,19 +218,19 @@ extension Array: PostgresDecodable where Element: PostgresArrayElement & Postgre
 /// An element type for one-dimensional arrays.
 public protocol PostgresArrayElement: PostgresEncodable {
     static var postgresArrayType: PostgresType { get }
+    /// The element's text in an array literal; nil sends NULL.
+    var postgresArrayElementText: String? { get }
+}
+
+extension PostgresArrayElement {
+    public var postgresArrayElementText: String? { postgresText }
 }
 
 extension String: PostgresArrayElement { public static var postgresArrayType: PostgresType { .textArray } }
 extension Bool: PostgresArrayElement { public static var postgresArrayType: PostgresType { .boolArray } }
 extension Optional: PostgresArrayElement where Wrapped: PostgresArrayElement {
     public static var postgresArrayType: PostgresType { Wrapped.postgresArrayType }
-}
-
-/// A value that may be SQL NULL (an `Optional`), for array elements.
-protocol PostgresNullable { var isPostgresNull: Bool { get } }
-
-extension Optional: PostgresNullable {
-    var isPostgresNull: Bool { self == nil }
+    public var postgresArrayElementText: String? { self?.postgresArrayElementText }
 }
 extension Int: PostgresArrayElement { public static var postgresArrayType: PostgresType { .int8Array } }
 extension Double: PostgresArrayElement { public static var postgresArrayType: PostgresType { .float8Array } }
