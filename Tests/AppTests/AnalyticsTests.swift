@@ -406,15 +406,7 @@ struct AnalyticsTests {
                     row("2024-07-12", 0, 1, 1, 100),
                 ]
             )
-            let token = try await client.execute(
-                uri: "/v0/tokens",
-                method: .post,
-                headers: adminAuth,
-                body: ByteBuffer(string: #"{"name": "t1", "scopes": ["read"], "tenant_id": "t1"}"#)
-            ) { response in
-                guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token") }
-                return token
-            }
+            let token = try await createToken(client, #"{"name": "t1", "scopes": ["read"], "tenant_id": "t1"}"#)
             let tenant = try await rows(client, "/api/analytics/retention?\(window)", headers: bearer(token))
             #expect(
                 tenant == [

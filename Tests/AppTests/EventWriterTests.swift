@@ -40,6 +40,30 @@ struct EventWriterTests {
         )
     }
 
+    /// Runs `body` with a writer running on a freshly migrated database, then shuts the writer down.
+    static func withWriter(
+        maxBatchRows: Int = 5000,
+        concurrency: Int = 2,
+        _ body: (EventWriter, PostgresPool) async throws -> Void
+    ) async throws {
+        let pool = try await TestDatabase.makePool(size: 4)
+        try await Migrator(migrations: try Migrator.bundled(), logger: TestDatabase.logger).migrate(pool)
+        let writer = EventWriter(pool: pool, logger: TestDatabase.logger, maxBatchRows: maxBatchRows, concurrency: concurrency)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: writer)], logger: TestDatabase.logger))
+        let running = Task { try await group.run() }
+        do {
+            try await body(writer, pool)
+        } catch {
+            await group.triggerGracefulShutdown()
+            try? await running.value
+            await pool.close()
+            throw error
+        }
+        await group.triggerGracefulShutdown()
+        try await running.value
+        await pool.close()
+    }
+
     @Test("at graceful shutdown every acknowledged write is committed and later writes are refused")
     func drainsAtShutdown() async throws {
         let pool = try await TestDatabase.makePool(size: 4)
@@ -70,85 +94,67 @@ struct EventWriterTests {
 
     @Test("concurrent batches keep visitor_hours exact: hours, tenants (none, empty, named), bots, duplicates, new and known visitors")
     func visitorHours() async throws {
-        let pool = try await TestDatabase.makePool(size: 4)
-        try await Migrator(migrations: try Migrator.bundled(), logger: TestDatabase.logger).migrate(pool)
         // Small batches, two at a time, of records that share visitors, hours and tenants across batches.
-        let writer = EventWriter(pool: pool, logger: TestDatabase.logger, maxBatchRows: 7, concurrency: 2)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: writer)], logger: TestDatabase.logger))
-        let running = Task { try await group.run() }
-        let start = Date(timeIntervalSince1970: 1_720_000_000)
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            for index in 0..<200 {
-                tasks.addTask {
-                    var record = Self.record(index % 23)
-                    record.time = start.addingTimeInterval(Double(index % 9) * 1_900)
-                    record.tenantID = [nil, "", "t1", "t2"][index % 4]
-                    record.isBot = index % 5 == 0
-                    if index % 7 == 0 { record.userID = nil }  // the session is the visitor
-                    if index % 11 == 0 {
-                        record.userID = nil
-                        record.sessionID = nil
-                    }  // no visitor at all
-                    record.eventID = "e\(index % 150)"  // 50 duplicates
-                    _ = try await writer.write([record])
+        try await Self.withWriter(maxBatchRows: 7, concurrency: 2) { writer, pool in
+            let start = Date(timeIntervalSince1970: 1_720_000_000)
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                for index in 0..<200 {
+                    tasks.addTask {
+                        var record = Self.record(index % 23)
+                        record.time = start.addingTimeInterval(Double(index % 9) * 1_900)
+                        record.tenantID = [nil, "", "t1", "t2"][index % 4]
+                        record.isBot = index % 5 == 0
+                        if index % 7 == 0 { record.userID = nil }  // the session is the visitor
+                        if index % 11 == 0 {
+                            record.userID = nil
+                            record.sessionID = nil
+                        }  // no visitor at all
+                        record.eventID = "e\(index % 150)"  // 50 duplicates
+                        _ = try await writer.write([record])
+                    }
                 }
+                try await tasks.waitForAll()
             }
-            try await tasks.waitForAll()
+            let stored = try await pool.query("SELECT count(*) FROM events")[0].decode(Int.self, at: 0)
+            #expect(stored == 150)
+            try await expectVisitorHoursMatchEvents(pool)
         }
-        await group.triggerGracefulShutdown()
-        try await running.value
-        let stored = try await pool.query("SELECT count(*) FROM events")[0].decode(Int.self, at: 0)
-        #expect(stored == 150)
-        try await expectVisitorHoursMatchEvents(pool)
-        await pool.close()
     }
 
     @Test("events written around the writer get their visitor-hours from a rebuild, which keeps the others")
     func rebuildVisitorHours() async throws {
-        let pool = try await TestDatabase.makePool(size: 4)
-        try await Migrator(migrations: try Migrator.bundled(), logger: TestDatabase.logger).migrate(pool)
-        let writer = EventWriter(pool: pool, logger: TestDatabase.logger)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: writer)], logger: TestDatabase.logger))
-        let running = Task { try await group.run() }
-        _ = try await writer.write((0..<5).map { Self.record($0) })
-        // A new visitor and a known one in another hour, straight into the table.
-        try await pool.execute(
-            """
-            INSERT INTO events (workspace_id, time, user_id, session_id, tenant_id, is_bot)
-            VALUES (1, now() - interval '3 hours', 'raw', 'raw-s', 't', false), (1, now() - interval '5 hours', 'u1', 's1', NULL, true)
-            """
-        )
-        let missing = try await pool.query(
-            """
-            SELECT count(*) FROM events e
-            WHERE NOT EXISTS (
-                SELECT 1 FROM visitor_hours h JOIN visitors v ON v.id = h.visitor_id
-                WHERE v.visitor = coalesce(e.user_id, e.session_id) AND h.hour = date_trunc('hour', e.time, 'UTC')
+        try await Self.withWriter { writer, pool in
+            _ = try await writer.write((0..<5).map { Self.record($0) })
+            // A new visitor and a known one in another hour, straight into the table.
+            try await pool.execute(
+                """
+                INSERT INTO events (workspace_id, time, user_id, session_id, tenant_id, is_bot)
+                VALUES (1, now() - interval '3 hours', 'raw', 'raw-s', 't', false), (1, now() - interval '5 hours', 'u1', 's1', NULL, true)
+                """
             )
-            """
-        )[0].decode(Int.self, at: 0)
-        #expect(missing == 2)
-        let rows = try await VisitorHours(pool: pool).rebuild(workspaceID: 1)
-        try await expectVisitorHoursMatchEvents(pool)
-        #expect(rows == 7)
-        await group.triggerGracefulShutdown()
-        try await running.value
-        await pool.close()
+            let missing = try await pool.query(
+                """
+                SELECT count(*) FROM events e
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM visitor_hours h JOIN visitors v ON v.id = h.visitor_id
+                    WHERE v.visitor = coalesce(e.user_id, e.session_id) AND h.hour = date_trunc('hour', e.time, 'UTC')
+                )
+                """
+            )[0].decode(Int.self, at: 0)
+            #expect(missing == 2)
+            let rows = try await VisitorHours(pool: pool).rebuild(workspaceID: 1)
+            try await expectVisitorHoursMatchEvents(pool)
+            #expect(rows == 7)
+        }
     }
 
     @Test("batches the realtime hub is too far behind to take are counted, for its clients to be told")
     func unstreamedBatches() async throws {
-        let pool = try await TestDatabase.makePool(size: 4)
-        try await Migrator(migrations: try Migrator.bundled(), logger: TestDatabase.logger).migrate(pool)
-        let writer = EventWriter(pool: pool, logger: TestDatabase.logger)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: writer)], logger: TestDatabase.logger))
-        let running = Task { try await group.run() }
-        // Nobody reads `committed`: it keeps the newest 8 batches; one write at a time makes one batch each.
-        for index in 0..<12 { _ = try await writer.write([Self.record(index)]) }
-        #expect(writer.takeUnstreamed() == 4)
-        #expect(writer.takeUnstreamed() == 0)
-        await group.triggerGracefulShutdown()
-        try await running.value
-        await pool.close()
+        try await Self.withWriter { writer, _ in
+            // Nobody reads `committed`: it keeps the newest 8 batches; one write at a time makes one batch each.
+            for index in 0..<12 { _ = try await writer.write([Self.record(index)]) }
+            #expect(writer.takeUnstreamed() == 4)
+            #expect(writer.takeUnstreamed() == 0)
+        }
     }
 }

@@ -368,7 +368,7 @@ struct AnalyticsController: Sendable {
             periods AS (
                 SELECT s.cohort, s.retained AS users, n AS period
                 FROM active s,
-                     generate_series(0, round(extract(epoch FROM time_bucket(\(width)::interval, \(lastInstant), \(common.timeZone)) - s.cohort)
+                     generate_series(0, round(date_part('epoch', time_bucket(\(width)::interval, \(lastInstant), \(common.timeZone)) - s.cohort)
                                               / \(86_400 * days))::int) AS n
                 WHERE s.period = 0
             )
