@@ -340,6 +340,9 @@ struct AnalyticsTests {
                     ["cohort_date": "2024-07-11", "period": 1, "users": 1, "retained": 0, "retention_rate": 0.0],
                 ]
             )
+            // Windows of more than 60 periods take the other form of the query (no bit per period): same answers.
+            let long = "period=day&from=2024-05-01T00:00:00Z&to=2024-07-13T00:00:00Z"
+            #expect(try await rows(client, "/api/analytics/retention?\(long)") == utc)
             let newYork = try await rows(client, "/api/analytics/retention?\(window)&tz=America/New_York")
             #expect(
                 newYork == [
@@ -350,6 +353,9 @@ struct AnalyticsTests {
             )
             let weekly = try await rows(client, "/api/analytics/retention?from=2024-07-01T00:00:00Z&to=2024-07-15T00:00:00Z")
             #expect(weekly.first == ["cohort_date": "2024-07-08", "period": 0, "users": 3, "retained": 3, "retention_rate": 100.0])
+            #expect(weekly.count == 1)
+            let longWeekly = try await rows(client, "/api/analytics/retention?from=2023-01-01T00:00:00Z&to=2024-07-15T00:00:00Z")
+            #expect(longWeekly == weekly)
         }
     }
 

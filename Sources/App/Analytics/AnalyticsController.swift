@@ -351,6 +351,49 @@ struct AnalyticsController: Sendable {
                 WHERE \(common.filter) AND coalesce(user_id, session_id) IS NOT NULL
                 """
         }
+        // A window of at most 60 periods fits each visitor's active periods in the bits of one bigint (period n is bit
+        // n, counted from the window's first period): one hash aggregate per visitor then gives both their cohort
+        // and their periods, where the longer form groups visitor-periods, sorts them by visitor and takes the
+        // first per visitor in a window function. Retention over 30 days at 1M events, in psql: 0.54 → 0.33 s by
+        // week, 0.43 → 0.40 s by day, equal rows. The bucket count of [from, to) is at most span / period + 2.
+        if common.to.timeIntervalSince(common.from) / Double(86_400 * days) + 2 <= 60 {
+            return try await table(
+                """
+                WITH bounds AS (
+                    SELECT (time_bucket(\(width)::interval, \(common.from), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date AS first_day,
+                           ((time_bucket(\(width)::interval, \(lastInstant), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date
+                            - (time_bucket(\(width)::interval, \(common.from), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date)
+                           / \(days)::int AS last_period
+                ),
+                visitors AS (
+                    SELECT min(period) AS cohort, bit_or(1::bigint << period) AS periods
+                    FROM (
+                        SELECT a.visitor, ((a.time AT TIME ZONE \(common.timeZone))::date - b.first_day) / \(days)::int AS period
+                        FROM (\(activity)) a, bounds b
+                    ) active
+                    GROUP BY visitor
+                ),
+                -- Visitors with the same cohort and periods, counted once: a few thousand rows at most.
+                patterns AS (SELECT cohort, periods, count(*) AS visitors FROM visitors GROUP BY 1, 2),
+                cells AS (
+                    SELECT p.cohort, n AS period,
+                           coalesce(sum(p.visitors) FILTER (WHERE p.periods & (1::bigint << (p.cohort + n)) <> 0), 0) AS retained
+                    FROM patterns p, bounds b, generate_series(0, b.last_period - p.cohort) AS n
+                    GROUP BY 1, 2
+                )
+                SELECT to_char(b.first_day + c.cohort * \(days)::int, 'YYYY-MM-DD') AS cohort_date,
+                       c.period::bigint AS period,
+                       (first_value(c.retained) OVER w)::bigint AS users,
+                       c.retained::bigint AS retained,
+                       round(100.0 * c.retained / nullif(first_value(c.retained) OVER w, 0), 2)::float8 AS retention_rate
+                FROM cells c, bounds b
+                WINDOW w AS (PARTITION BY c.cohort ORDER BY c.period)
+                ORDER BY c.cohort, c.period
+                """,
+                common: common
+            )
+        }
+        // Longer windows: visitor-periods, each visitor's first by a window function.
         return try await table(
             """
             WITH pairs AS (
@@ -490,7 +533,8 @@ struct AnalyticsController: Sendable {
     }
 
     /// Whether the planner's statistics of `events` (kept by ANALYZE, across workspaces) give `page` to at least a
-    /// tenth of the events. Without statistics (a new table, or a hypertable's parent) no page is common.
+    /// tenth of the events. Without statistics (a new table, or a hypertable never analyzed as a whole) no page is
+    /// common. A hypertable's statistics over its chunks are the parent's inherited ones, preferred when both exist.
     func isCommonPage(_ page: String) async throws -> Bool {
         try await pool.query(
             """
@@ -498,6 +542,8 @@ struct AnalyticsController: Sendable {
                 SELECT m.frequency
                 FROM pg_stats s, unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS m(value, frequency)
                 WHERE s.schemaname = current_schema() AND s.tablename = 'events' AND s.attname = 'page' AND m.value = \(page)
+                ORDER BY s.inherited DESC
+                LIMIT 1
             ), 0) >= 0.1
             """
         )[0].decode(Bool.self, at: 0)
