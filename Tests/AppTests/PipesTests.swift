@@ -224,9 +224,10 @@ struct PipesTests {
             )
             #expect(data(timeline).first?["pages"] == ["/products", "/cart"])
 
-            // Two obvious groups of users: short, few sessions, few clicks (6); long, many sessions, many clicks (7).
+            // Two obvious groups of users: short, few sessions, few clicks (6); long, many sessions, many clicks (8).
+            // They have no events, so their rows as sent are their features.
             var features: [String] = []
-            for index in 0..<7 {
+            for index in 0..<8 {
                 if index < 6 {
                     features.append(
                         #"{"user_id": "light\#(index)", "avg_session_duration": \#(10 + index), "total_sessions": \#(1 + index % 2), "avg_clicks_per_session": 1.5, "most_visited_page": "/", "most_used_device": "mobile", "country": "US"}"#
@@ -239,6 +240,10 @@ struct PipesTests {
             features.append(
                 #"{"user_id": "elsewhere", "avg_session_duration": 5, "total_sessions": 1, "avg_clicks_per_session": 1, "country": "DE", "cluster_id": 9}"#
             )
+            // u123456 has events (above): its features are recomputed from them, whatever this row says.
+            features.append(
+                #"{"user_id": "u123456", "avg_session_duration": 999, "total_sessions": 99, "avg_clicks_per_session": 50, "country": "US"}"#
+            )
             try await ingest(client, "user_features", features)
             let assigned = try await pipe(client, "/v0/pipes/assign_clusters.json?token=\(testAdminToken)&country=US&k=2")
             let clusters = Dictionary(
@@ -247,33 +252,52 @@ struct PipesTests {
                     return (user, cluster)
                 }
             )
-            #expect(clusters.count == 13)
-            // Numbered by size: the seven heavy users are cluster 1, the six light ones cluster 2.
-            #expect((0..<7).allSatisfy { clusters["heavy\($0)"] == 1 })
+            #expect(clusters.count == 15)
+            // Numbered by size: the eight heavy users are cluster 1; the six light ones and u123456 (one session of
+            // 55.5 s with 4 clicks, by its events) cluster 2.
+            #expect((0..<8).allSatisfy { clusters["heavy\($0)"] == 1 })
             #expect((0..<6).allSatisfy { clusters["light\($0)"] == 2 })
-            // Stored, and the user outside the country keeps its cluster.
+            #expect(clusters["u123456"] == 2)
+            // Rows by cluster, then distance; the clustering's columns after user_id, then the SQL's.
+            #expect(data(assigned).map { $0["cluster_id"] } == [JSONValue](repeating: 1, count: 8) + [JSONValue](repeating: 2, count: 7))
+            guard case .array(let meta)? = assigned["meta"] else { throw TestFailure("no meta") }
+            #expect(
+                meta.map { column -> JSONValue? in if case .object(let fields) = column { fields["name"] } else { nil } } == [
+                    "user_id", "cluster_id", "distance", "avg_session_duration", "total_sessions", "avg_clicks_per_session",
+                    "most_visited_page", "most_used_device", "country",
+                ]
+            )
+            // Stored, with u123456's features from its events, and the user outside the country keeps its cluster.
             let stored = try await pool.query("SELECT user_id, cluster_id FROM user_features ORDER BY user_id").decode((String, Int?).self)
             #expect(stored.first { $0.0 == "elsewhere" }?.1 == 9)
             #expect(stored.filter { $0.0.hasPrefix("light") }.allSatisfy { $0.1 == 2 })
+            let recomputed = try await pool.query(
+                """
+                SELECT total_sessions, avg_session_duration, avg_clicks_per_session, most_visited_page, most_used_device, country
+                FROM user_features WHERE user_id = 'u123456'
+                """
+            )[0].decode((Int, Double, Double, String, String, String).self)
+            #expect(recomputed == (1, 55.5, 4, "/cart", "mobile", "US"))
             // Deterministic: the same input gives the same clusters.
             let again = try await pipe(client, "/v0/pipes/assign_clusters.json?token=\(testAdminToken)&country=US&k=2")
             #expect(data(again) == data(assigned))
             let stats = try await pipe(client, "/v0/pipes/get_cluster_stats.json?token=\(testAdminToken)&min_users=2")
             #expect(data(stats).map { $0["cluster_id"] } == [1, 2])
-            #expect(data(stats).map { $0["users"] } == [7, 6])
-            #expect(data(stats).map { $0["avg_total_sessions"] } == [43.0, 1.5])
+            #expect(data(stats).map { $0["users"] } == [8, 7])
+            // Heavy: 40…47 sessions; light: 1, 2, 1, 2, 1, 2 and u123456's 1, so 10 / 7.
+            #expect(data(stats).map { $0["avg_total_sessions"] } == [43.5, 1.43])
             #expect(data(stats).map { $0["top_device"] } == ["desktop", "mobile"])
             // Seed 002's requests exactly.
             let patterns = try await pipe(
                 client,
                 "/v0/pipes/get_user_patterns.json?token=\(testAdminToken)&cluster_id=1&country=US&min_sessions=5&limit=50"
             )
-            #expect(data(patterns).count == 7)
-            #expect(data(patterns).first?["user_id"] == "heavy6")
+            #expect(data(patterns).count == 8)
+            #expect(data(patterns).first?["user_id"] == "heavy7")
             let seedStats = try await pipe(client, "/v0/pipes/get_cluster_stats.json?token=\(testAdminToken)&cluster_id=1&min_users=10")
             #expect(seedStats["rows"] == 0)
             let seedAssign = try await pipe(client, "/v0/pipes/assign_clusters.json?token=\(testAdminToken)&country=US")
-            #expect(seedAssign["rows"] == 13)
+            #expect(seedAssign["rows"] == 15)
             let four = Set(data(seedAssign).compactMap { $0["cluster_id"] })
             #expect(four.count == 4)
         }
@@ -379,6 +403,7 @@ struct PipesTests {
                 "user_events",
                 [
                     #"{"user_id": "ua1", "tenant_id": "tenant_a", "session_id": "sa1", "event_type": "page_view", "page": "/a-page", "timestamp": "\#(ago(60))", "duration": 5}"#,
+                    #"{"user_id": "ua2", "tenant_id": "tenant_a", "session_id": "sa2", "event_type": "page_view", "page": "/a-page", "timestamp": "\#(ago(55))", "duration": 3}"#,
                     #"{"user_id": "ub1", "tenant_id": "tenant_b", "session_id": "sb1", "event_type": "page_view", "page": "/b-page", "timestamp": "\#(ago(50))", "duration": 7}"#,
                 ]
             )
@@ -426,9 +451,11 @@ struct PipesTests {
                 for marker in markers { #expect(!own.contains(marker), "\(name) shows \(marker) to tenant_a") }
             }
             #expect(adminSawB)
-            // assign_clusters run by the tenant changed only its own users.
+            // assign_clusters run by the tenant changed only its own users, and stored ua2 (events only) as its own.
             let clusterB = try await pool.query("SELECT cluster_id FROM user_features WHERE user_id = 'ub1'")[0].decode(Int?.self, at: 0)
             #expect(clusterB == 1)
+            let newUser = try await pool.query("SELECT tenant_id, total_sessions FROM user_features WHERE user_id = 'ua2'")
+            #expect(try newUser.decode((String?, Int?).self).first.map { [$0.0 ?? "", String($0.1 ?? 0)] } == ["tenant_a", "1"])
         }
     }
 
@@ -581,6 +608,14 @@ struct PipesTests {
         let rendered = good.query(["since": .text("1 day"), "tag": .null, "workspace_id": .text("1")]).render()
         #expect(rendered.sql.contains("now() - $1::interval AND ($2::text IS NULL OR event_type = $3::text)"))
         #expect(rendered.sql.contains("':not_a_param'") && rendered.sql.contains("count(*)::int"))
+        // @kmeans: its parameters need not appear in the SQL.
+        let clustering = try PipeLoader.parse(
+            "-- @writes\n-- @kmeans a b\n-- @param k Int(1..9) = 2\n-- @param max_iterations Int = 5\nSELECT 'u' AS user_id, 1 AS a, 2 AS b",
+            name: "clusters",
+            template: "t",
+            path: "t/clusters.sql"
+        )
+        #expect(clustering.kmeans == KMeansStep(features: ["a", "b"]) && clustering.placeholders.isEmpty)
 
         for (text, line, fragment) in [
             ("-- @param a Integer\nSELECT :a", 1, "unknown type"),
@@ -591,6 +626,10 @@ struct PipesTests {
             ("-- @parm a Int\nSELECT :a", 1, "unknown directive"),
             ("-- just a header", 1, "no SQL"),
             ("SELECT 'open", 1, "not closed"),
+            ("-- @kmeans a\n-- @param k Int = 2\nSELECT 1", 1, "needs @writes"),
+            ("-- @writes\n-- @kmeans\n-- @param k Int = 2\nSELECT 1", 2, "feature columns"),
+            ("-- @writes\n-- @kmeans a b\nSELECT 1", 2, "parameter k declared as Int"),
+            ("-- @writes\n-- @kmeans a\n-- @param k Int = 2\n-- @param max_iterations String\nSELECT 1", 2, "max_iterations"),
         ] {
             #expect {
                 try PipeLoader.parse(text, name: "broken", template: "t", path: "t/broken.sql")

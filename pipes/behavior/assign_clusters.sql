@@ -1,20 +1,130 @@
 -- Clusters users by behaviour with k-means and stores each user's cluster_id in user_features.
--- Features: avg_session_duration, total_sessions and avg_clicks_per_session of user_features, standardised
--- (z-scores; a missing value counts as the average). Deterministic: the first centre is the user nearest the
--- average, each next one the user farthest from the centres chosen (ties by user_id); then Lloyd iterations until
--- no user changes cluster (at most max_iterations). Clusters are numbered 1..k by size, largest first.
+-- Each user's features are recomputed from their events of the window (bots left out) and stored in user_features;
+-- users without events there keep the features stored (e.g. rows sent to the user_features datasource). The server
+-- then standardises avg_session_duration, total_sessions and avg_clicks_per_session (z-scores; a missing value
+-- counts as the average), runs k-means on them (k-means++ seeding from a fixed seed, then Lloyd iterations until no
+-- user changes cluster), numbers the clusters 1..k by size, largest first, and stores each user's cluster_id. The
+-- same data gives the same clusters.
 -- @writes
+-- @kmeans avg_session_duration total_sessions avg_clicks_per_session
 -- @param k              Int(1..50) = 4        Number of clusters
 -- @param country        String?               Cluster only the users of this country (the others keep theirs)
+-- @param since          Interval = '90 day'   Features from the events of this window, ending now
 -- @param max_iterations Int(1..500) = 100     Upper bound on iterations
 -- @column user_id                 the user
--- @column cluster_id              the cluster assigned (1..k)
+-- @column cluster_id              the cluster assigned (1..k, largest first)
 -- @column distance                distance to the cluster's centre, in standard deviations
--- @column avg_session_duration    the features used
--- @column total_sessions
--- @column avg_clicks_per_session
--- @column country
-SELECT user_id, cluster_id, round(distance::numeric, 4)::float8 AS distance,
-       avg_session_duration, total_sessions, avg_clicks_per_session, country
-FROM analytics_assign_clusters(:workspace_id, :k::int, :country, :max_iterations::int)
-ORDER BY cluster_id, distance, user_id
+-- @column avg_session_duration    average session duration in seconds (sum of event durations, else first to last event)
+-- @column total_sessions          distinct sessions
+-- @column avg_clicks_per_session  clicks (the events' clicks, else one per click event) per session
+-- @column most_visited_page       the page with the most events (ties: alphabetical)
+-- @column most_used_device        the device type with the most events (ties: alphabetical)
+-- @column country                 the country of the latest event that names one
+--
+-- The SQL returns the users to cluster, one row each, ordered by user_id (so that the seeding sees the same order
+-- every time): the features are computed as aggregate_user_features computes them. The latest country is found by
+-- each user's latest time with a country (hash aggregates), not by sorting every event.
+WITH base AS (
+    SELECT user_id, session_id, tenant_id, time, page, device_type, country, duration,
+           coalesce(clicks, CASE WHEN event_type = 'click' THEN 1 ELSE 0 END) AS clicks
+    FROM events
+    WHERE workspace_id = :workspace_id
+      AND user_id IS NOT NULL
+      AND time >= now() - :since AND time <= now()
+      AND NOT is_bot
+),
+sessions AS (
+    SELECT user_id, session_id,
+           coalesce(sum(duration), extract(epoch FROM max(time) - min(time))) AS duration,
+           sum(clicks) AS clicks,
+           max(time) FILTER (WHERE country IS NOT NULL) AS country_time,
+           max(tenant_id) AS tenant_id
+    FROM base
+    GROUP BY user_id, session_id
+),
+per_user AS (
+    SELECT user_id,
+           count(session_id)::int AS total_sessions,
+           avg(duration) FILTER (WHERE session_id IS NOT NULL) AS avg_session_duration,
+           avg(clicks) FILTER (WHERE session_id IS NOT NULL) AS avg_clicks_per_session,
+           max(country_time) AS country_time,
+           -- A user's tenant: the greatest, should their events name several (a tenant's token sees only its own).
+           max(tenant_id) AS tenant_id
+    FROM sessions
+    GROUP BY user_id
+),
+-- Each user's top page and device: counts per user and value, the greatest count per user, the first value with it
+-- (hash aggregates and a hash join; DISTINCT ON sorted the 400,000 counts of a million events).
+counts AS (
+    SELECT user_id, 'page' AS kind, page AS value, count(*) AS n FROM base WHERE page IS NOT NULL GROUP BY user_id, page
+    UNION ALL
+    SELECT user_id, 'device', device_type, count(*) FROM base WHERE device_type IS NOT NULL GROUP BY user_id, device_type
+),
+tops AS (
+    SELECT c.user_id, min(c.value) FILTER (WHERE c.kind = 'page') AS page, min(c.value) FILTER (WHERE c.kind = 'device') AS device_type
+    FROM counts c
+    JOIN (SELECT user_id, kind, max(n) AS n FROM counts GROUP BY user_id, kind) m ON m.user_id = c.user_id AND m.kind = c.kind AND m.n = c.n
+    GROUP BY c.user_id
+),
+latest_country AS (
+    SELECT b.user_id, min(b.country) AS country
+    FROM base b
+    JOIN per_user p ON p.user_id = b.user_id AND b.time = p.country_time
+    WHERE b.country IS NOT NULL
+    GROUP BY b.user_id
+),
+features AS (
+    SELECT p.user_id, p.tenant_id, p.avg_session_duration, p.total_sessions, p.avg_clicks_per_session,
+           t.page AS most_visited_page, t.device_type AS most_used_device, lc.country
+    FROM per_user p
+    LEFT JOIN tops t ON t.user_id = p.user_id
+    LEFT JOIN latest_country lc ON lc.user_id = p.user_id
+),
+chosen AS (
+    SELECT * FROM features WHERE :country IS NULL OR country = :country
+),
+-- A user's stored row is updated, or inserted when there is none. Rows this caller may not update (another
+-- tenant's) are neither updated nor replaced (the insert finds them and does nothing), so they are not clustered.
+updated AS (
+    UPDATE user_features uf
+    SET avg_session_duration = c.avg_session_duration,
+        total_sessions = c.total_sessions,
+        avg_clicks_per_session = c.avg_clicks_per_session,
+        most_visited_page = c.most_visited_page,
+        most_used_device = c.most_used_device,
+        country = c.country,
+        last_updated = now()
+    FROM chosen c
+    WHERE uf.workspace_id = :workspace_id AND uf.user_id = c.user_id
+    RETURNING uf.user_id, uf.avg_session_duration, uf.total_sessions, uf.avg_clicks_per_session, uf.most_visited_page,
+              uf.most_used_device, uf.country
+),
+inserted AS (
+    INSERT INTO user_features (workspace_id, user_id, tenant_id, avg_session_duration, total_sessions, avg_clicks_per_session,
+                               most_visited_page, most_used_device, country)
+    SELECT :workspace_id, c.user_id, c.tenant_id, c.avg_session_duration, c.total_sessions, c.avg_clicks_per_session,
+           c.most_visited_page, c.most_used_device, c.country
+    FROM chosen c
+    ON CONFLICT (workspace_id, user_id) DO NOTHING
+    RETURNING user_id, avg_session_duration, total_sessions, avg_clicks_per_session, most_visited_page, most_used_device, country
+),
+-- Stored users without events in the window, found by grouping rather than by an anti-join: the planner cannot
+-- estimate the users computed above, and a nested loop over them is quadratic.
+kept AS (
+    SELECT user_id, max(avg_session_duration) AS avg_session_duration, max(total_sessions) AS total_sessions,
+           max(avg_clicks_per_session) AS avg_clicks_per_session, max(most_visited_page) AS most_visited_page,
+           max(most_used_device) AS most_used_device, max(country) AS country
+    FROM (
+        SELECT uf.user_id, false AS recomputed, uf.avg_session_duration, uf.total_sessions, uf.avg_clicks_per_session,
+               uf.most_visited_page, uf.most_used_device, uf.country
+        FROM user_features uf
+        WHERE uf.workspace_id = :workspace_id
+        UNION ALL
+        SELECT f.user_id, true, NULL, NULL, NULL, NULL, NULL, NULL FROM features f
+    ) known
+    GROUP BY user_id
+    HAVING NOT bool_or(recomputed) AND (:country IS NULL OR max(country) = :country)
+)
+SELECT user_id, avg_session_duration, total_sessions, avg_clicks_per_session, most_visited_page, most_used_device, country
+FROM (SELECT * FROM updated UNION ALL SELECT * FROM inserted UNION ALL SELECT * FROM kept) users
+ORDER BY user_id

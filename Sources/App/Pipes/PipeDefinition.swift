@@ -18,8 +18,9 @@ import Postgres
 /// Comment lines before the first `@` line are the description. `@param name Type[?] [= default] [description]`
 /// declares a parameter: `?` makes it optional (NULL when absent); without `?` or a default it is required.
 /// `@column name description` documents an output column; `@writes` marks a pipe that updates rows (it runs in a
-/// read-write transaction, still under row-level security). In the SQL, `:name` is the parameter, always sent as a
-/// bound value with a cast to its type, never spliced into the text.
+/// read-write transaction, still under row-level security). `@kmeans feature …` makes the SQL's rows the users to
+/// cluster (see `KMeansStep`). In the SQL, `:name` is the parameter, always sent as a bound value with a cast to its
+/// type, never spliced into the text.
 public struct PipeDefinition: Sendable {
     public var name: String
     public var template: String
@@ -28,6 +29,8 @@ public struct PipeDefinition: Sendable {
     /// Output columns as documented in the header.
     public var columns: [(name: String, description: String)]
     public var writes: Bool
+    /// Set by `@kmeans`: the rows are clustered in the server.
+    public var kmeans: KMeansStep?
     /// Where it was read from, for messages.
     public var path: String
     /// The SQL split at its placeholders: `sql[0] :param[0] sql[1] :param[1] … sql[n]`.
@@ -55,6 +58,17 @@ public struct PipeDefinition: Sendable {
         }
         return query
     }
+}
+
+/// What `@kmeans feature …` asks of a pipe (`assign_clusters`): its SQL returns one row per user, `user_id` first
+/// and ordered by it; the server clusters the rows on the named numeric columns with `KMeans` (the pipe's `k`
+/// parameter, and `max_iterations` if declared, else 100), stores each user's `cluster_id` in `user_features`, and
+/// answers the rows with `cluster_id` and `distance` after `user_id`, by cluster and distance.
+public struct KMeansStep: Sendable, Equatable {
+    /// The feature columns, by name.
+    public var features: [String]
+    /// The parameters the step reads (they need not appear in the SQL).
+    static let parameters = ["k", "max_iterations"]
 }
 
 /// A pipe parameter's value in PostgreSQL's text input form.

@@ -41,6 +41,7 @@ public enum PipeLoader {
         var parameters: [PipeParameter] = []
         var columns: [(name: String, description: String)] = []
         var writes = false
+        var kmeans: (step: KMeansStep, line: Int)?
         var bodyStart = lines.count
         var seenDirective = false
         for (index, rawLine) in lines.enumerated() {
@@ -69,8 +70,13 @@ public enum PipeLoader {
             } else if comment == "@writes" {
                 seenDirective = true
                 writes = true
+            } else if comment == "@kmeans" || comment.hasPrefix("@kmeans ") {
+                seenDirective = true
+                let features = comment.dropFirst(7).split(separator: " ").map(String.init)
+                guard !features.isEmpty else { throw fail(index + 1, "@kmeans needs the feature columns: @kmeans column column …") }
+                kmeans = (KMeansStep(features: features), index + 1)
             } else if comment.hasPrefix("@") {
-                throw fail(index + 1, "unknown directive \(comment.split(separator: " ").first ?? ""): use @param, @column or @writes")
+                throw fail(index + 1, "unknown directive \(comment.split(separator: " ").first ?? ""): use @param, @column, @writes or @kmeans")
             } else if !seenDirective, !comment.isEmpty {
                 description.append(comment)
             }
@@ -82,7 +88,18 @@ public enum PipeLoader {
         where !parameters.contains(where: { $0.name == placeholder }) && PipeDefinition.implicitParameters[placeholder] == nil {
             throw fail(line, "the SQL uses :\(placeholder), which is not declared: add -- @param \(placeholder) <Type>")
         }
-        for parameter in parameters where !placeholders.contains(where: { $0.name == parameter.name }) {
+        if let (_, line) = kmeans {
+            guard writes else { throw fail(line, "@kmeans stores cluster ids: the pipe needs @writes") }
+            for name in KMeansStep.parameters {
+                switch parameters.first(where: { $0.name == name })?.kind {
+                case .int?: continue
+                case nil where name != "k": continue
+                default: throw fail(line, "@kmeans needs the parameter \(name) declared as Int")
+                }
+            }
+        }
+        for parameter in parameters
+        where !placeholders.contains(where: { $0.name == parameter.name }) && !(kmeans != nil && KMeansStep.parameters.contains(parameter.name)) {
             throw fail(1, "parameter \(parameter.name) is declared but the SQL never uses :\(parameter.name)")
         }
         return PipeDefinition(
@@ -92,6 +109,7 @@ public enum PipeLoader {
             parameters: parameters,
             columns: columns,
             writes: writes,
+            kmeans: kmeans?.step,
             path: path,
             segments: segments,
             placeholders: placeholders.map(\.name)

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOPosix
 import Postgres
 
 /// `/v0/pipes` (seeds 000–003): the workspace's pipes, run with typed parameters and answered as JSON, CSV or
@@ -11,6 +12,8 @@ struct PipesController: Sendable {
     let catalog: PipeCatalog
     /// Longest a pipe may run before it is cancelled (408).
     var statementTimeout = "15s"
+    /// Where CPU-bound steps of pipes run (k-means).
+    var threadPool: NIOThreadPool = .singleton
     /// Workspace templates, looked up at most once per few seconds.
     let templateCache = ExpiringCache<Int, [String]>(ttl: .seconds(5))
 
@@ -140,8 +143,14 @@ struct PipesController: Sendable {
             connection in
             let before = try await Self.tableReads(connection)
             let rows = try await connection.query(pipe.query(values))
+            let table =
+                if let kmeans = pipe.kmeans {
+                    try await kmeans.run(rows, values: values, workspaceID: context.identity.workspaceID, on: connection, threadPool: threadPool)
+                } else {
+                    try ResultTable(rows)
+                }
             let after = try await Self.tableReads(connection)
-            return (try ResultTable(rows), (rows: after.rows - before.rows, bytes: after.bytes - before.bytes))
+            return (table, (rows: after.rows - before.rows, bytes: after.bytes - before.bytes))
         }
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
