@@ -337,6 +337,8 @@ struct PipesTests {
             #expect(retention.map { $0["returning_users"] } == [0, 1])
             #expect(retention.map { $0["returning_rate"] } == [0.0, 50.0])
             #expect(retention.map { $0["returned_later"] } == [1, 0])
+            // Over 56 days the pipe takes its other branch (no bit per day): the same rows.
+            #expect(data(try await pipe(client, "/v0/pipes/user_retention.json?lookback_days=90%20day", headers: adminAuth)) == retention)
             let daily = data(try await pipe(client, "/v0/pipes/active_users.json?time_range=7%20day&time_frame=day", headers: adminAuth))
             #expect(daily.map { $0["active_users"] } == [2, 2])
             #expect(daily.map { $0["events"] } == [2, 3])
