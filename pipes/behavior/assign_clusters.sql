@@ -83,8 +83,9 @@ features AS (
 chosen AS (
     SELECT * FROM features WHERE :country IS NULL OR country = :country
 ),
--- A user's stored row is updated, or inserted when there is none. Rows this caller may not update (another
--- tenant's) are neither updated nor replaced (the insert finds them and does nothing), so they are not clustered.
+-- A user's stored row is updated where its features changed, or inserted when there is none. Rows this caller may
+-- not update (another tenant's) are neither updated nor replaced (the insert finds them and does nothing), so they
+-- are not clustered.
 updated AS (
     UPDATE user_features uf
     SET avg_session_duration = c.avg_session_duration,
@@ -96,8 +97,18 @@ updated AS (
         last_updated = now()
     FROM chosen c
     WHERE uf.workspace_id = :workspace_id AND uf.user_id = c.user_id
+      AND (uf.avg_session_duration, uf.total_sessions, uf.avg_clicks_per_session, uf.most_visited_page, uf.most_used_device, uf.country)
+          IS DISTINCT FROM (c.avg_session_duration, c.total_sessions, c.avg_clicks_per_session, c.most_visited_page, c.most_used_device, c.country)
     RETURNING uf.user_id, uf.avg_session_duration, uf.total_sessions, uf.avg_clicks_per_session, uf.most_visited_page,
               uf.most_used_device, uf.country
+),
+unchanged AS (
+    SELECT uf.user_id, uf.avg_session_duration, uf.total_sessions, uf.avg_clicks_per_session, uf.most_visited_page,
+           uf.most_used_device, uf.country
+    FROM user_features uf
+    JOIN chosen c ON uf.workspace_id = :workspace_id AND uf.user_id = c.user_id
+    WHERE (uf.avg_session_duration, uf.total_sessions, uf.avg_clicks_per_session, uf.most_visited_page, uf.most_used_device, uf.country)
+          IS NOT DISTINCT FROM (c.avg_session_duration, c.total_sessions, c.avg_clicks_per_session, c.most_visited_page, c.most_used_device, c.country)
 ),
 inserted AS (
     INSERT INTO user_features (workspace_id, user_id, tenant_id, avg_session_duration, total_sessions, avg_clicks_per_session,
@@ -126,5 +137,5 @@ kept AS (
     HAVING NOT bool_or(recomputed) AND (:country IS NULL OR max(country) = :country)
 )
 SELECT user_id, avg_session_duration, total_sessions, avg_clicks_per_session, most_visited_page, most_used_device, country
-FROM (SELECT * FROM updated UNION ALL SELECT * FROM inserted UNION ALL SELECT * FROM kept) users
+FROM (SELECT * FROM updated UNION ALL SELECT * FROM unchanged UNION ALL SELECT * FROM inserted UNION ALL SELECT * FROM kept) users
 ORDER BY user_id

@@ -49,34 +49,42 @@ extension JSONValue {
         return text
     }
 
-    private func write(to text: inout String) {
+    /// Writes the compact JSON text to `target` (a `String`, or a response's `ByteBufferText`).
+    func write(to target: inout some TextOutputStream) {
         switch self {
-        case .null: text += "null"
-        case .bool(let value): text += value ? "true" : "false"
-        case .int(let value): text += String(value)
-        case .double(let value): text += value.isFinite ? "\(value)" : "null"
-        case .string(let value): Self.writeString(value, to: &text)
+        case .null: target.write("null")
+        case .bool(let value): target.write(value ? "true" : "false")
+        case .int(let value): target.write(String(value))
+        case .double(let value): target.write(value.isFinite ? "\(value)" : "null")
+        case .string(let value): Self.writeString(value, to: &target)
         case .array(let values):
-            text += "["
+            target.write("[")
             for (index, value) in values.enumerated() {
-                if index > 0 { text += "," }
-                value.write(to: &text)
+                if index > 0 { target.write(",") }
+                value.write(to: &target)
             }
-            text += "]"
+            target.write("]")
         case .object(let object):
-            text += "{"
+            target.write("{")
             for (index, key) in object.keys.sorted().enumerated() {
-                if index > 0 { text += "," }
-                Self.writeString(key, to: &text)
-                text += ":"
-                object[key]!.write(to: &text)
+                if index > 0 { target.write(",") }
+                Self.writeString(key, to: &target)
+                target.write(":")
+                object[key]!.write(to: &target)
             }
-            text += "}"
+            target.write("}")
         }
     }
 
-    static func writeString(_ value: String, to text: inout String) {
-        text += "\""
+    /// A JSON string literal: the text in quotes, escaped where JSON needs it (most texts need nothing).
+    static func writeString(_ value: String, to target: inout some TextOutputStream) {
+        target.write("\"")
+        guard value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+            target.write(value)
+            target.write("\"")
+            return
+        }
+        var text = ""
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": text += "\\\""
@@ -93,7 +101,8 @@ extension JSONValue {
                 }
             }
         }
-        text += "\""
+        target.write(text)
+        target.write("\"")
     }
 }
 

@@ -18,7 +18,7 @@ extension KMeansStep {
         on connection: PostgresConnection,
         threadPool: NIOThreadPool
     ) async throws -> ResultTable {
-        let table = try ResultTable(rows)
+        var table = try ResultTable(rows)
         guard table.columns.first == "user_id" else {
             throw MismatchedColumns(description: "@kmeans needs user_id as the first column, not \(table.columns.first ?? "nothing")")
         }
@@ -49,25 +49,23 @@ extension KMeansStep {
             UPDATE user_features AS uf
             SET cluster_id = c.cluster_id, last_updated = now()
             FROM unnest(\(users)::text[], \(clusters)::bigint[]) AS c(user_id, cluster_id)
-            WHERE uf.workspace_id = \(workspaceID) AND uf.user_id = c.user_id
+            WHERE uf.workspace_id = \(workspaceID) AND uf.user_id = c.user_id AND uf.cluster_id IS DISTINCT FROM c.cluster_id
             """
         )
 
-        var answer = table
-        answer.columns.insert(contentsOf: ["cluster_id", "distance"], at: 1)
-        answer.types.insert(contentsOf: ["Int32", "Float64"], at: 1)
+        // The rows gain their cluster and distance in place, then are put in order (moving rows, not copying them).
+        table.columns.insert(contentsOf: ["cluster_id", "distance"], at: 1)
+        table.types.insert(contentsOf: ["Int32", "Float64"], at: 1)
+        for (index, assignment) in result.assignments.enumerated() {
+            table.rows[index].insert(contentsOf: [.int(assignment.cluster), .double((assignment.distance * 10_000).rounded() / 10_000)], at: 1)
+        }
         let order = table.rows.indices.sorted { lhs, rhs in
             let (left, right) = (result.assignments[lhs], result.assignments[rhs])
             if left.cluster != right.cluster { return left.cluster < right.cluster }
             if left.distance != right.distance { return left.distance < right.distance }
             return users[lhs] < users[rhs]
         }
-        answer.rows = order.map { index in
-            var row = table.rows[index]
-            let assignment = result.assignments[index]
-            row.insert(contentsOf: [.int(assignment.cluster), .double((assignment.distance * 10_000).rounded() / 10_000)], at: 1)
-            return row
-        }
-        return answer
+        table.rows = order.map { table.rows[$0] }
+        return table
     }
 }

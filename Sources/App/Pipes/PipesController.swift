@@ -182,7 +182,7 @@ struct PipeOutput {
     var bytesRead: Int
 
     func response() -> Response {
-        let body: String
+        var body = ByteBufferText()
         let contentType: String
         switch format {
         case .json:
@@ -191,18 +191,20 @@ struct PipeOutput {
                 meta.append(#"{"name":\#(JSONValue.string(name).jsonText),"type":\#(JSONValue.string(table.types[index]).jsonText)}"#)
             }
             let statistics = #"{"elapsed":\#(JSONValue.double(elapsed).jsonText),"rows_read":\#(rowsRead),"bytes_read":\#(bytesRead)}"#
-            body = #"{"meta":[\#(meta.joined(separator: ","))],"data":\#(table.jsonText),"rows":\#(table.rows.count),"statistics":\#(statistics)}"#
+            body.write(#"{"meta":[\#(meta.joined(separator: ","))],"data":"#)
+            table.writeJSON(to: &body)
+            body.write(#","rows":\#(table.rows.count),"statistics":\#(statistics)}"#)
             contentType = "application/json; charset=utf-8"
         case .ndjson:
-            body = table.ndjsonText
+            table.writeNDJSON(to: &body)
             contentType = "application/x-ndjson; charset=utf-8"
         case .csv:
-            body = table.csvText(header: false)
+            table.writeCSV(header: false, to: &body)
             contentType = "text/csv; charset=utf-8"
         case .csvwithnames:
-            body = table.csvText(header: true)
+            table.writeCSV(header: true, to: &body)
             contentType = "text/csv; charset=utf-8"
         }
-        return Response(status: .ok, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: body)))
+        return Response(status: .ok, headers: [.contentType: contentType], body: .init(byteBuffer: body.buffer))
     }
 }
