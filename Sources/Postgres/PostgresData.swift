@@ -311,7 +311,11 @@ public enum PostgresArrayLiteral {
 /// Fast conversion between `Date` and PostgreSQL's ISO timestamp text (`2024-05-01 12:30:00.25+00`).
 public enum PostgresTimestamp {
     /// Formats a date as UTC timestamptz text with microsecond precision.
-    public static func format(_ date: Date) -> String {
+    public static func format(_ date: Date) -> String { format(date, iso: false) }
+
+    /// `format`'s text, or with `iso` the ISO-8601 form: `T` between date and time, milliseconds (the first three
+    /// digits of the microseconds) when there is a fraction, and `Z`.
+    static func format(_ date: Date, iso: Bool) -> String {
         let interval = date.timeIntervalSince1970
         guard interval.isFinite else { return interval > 0 ? "infinity" : "-infinity" }
         var micros = Int64((interval * 1_000_000).rounded(.toNearestOrEven))
@@ -334,7 +338,9 @@ public enum PostgresTimestamp {
         let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
         let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        guard (0...9999).contains(year) else { return String(format: "%04d-01-01 00:00:00+00", max(0, min(year, 9999))) }
+        guard (0...9999).contains(year) else {
+            return String(format: iso ? "%04d-01-01T00:00:00Z" : "%04d-01-01 00:00:00+00", max(0, min(year, 9999)))
+        }
 
         var bytes = [UInt8](repeating: 0, count: micros != 0 ? 29 : 22)
         func put(_ value: Int, at offset: Int, width: Int) {
@@ -349,7 +355,7 @@ public enum PostgresTimestamp {
         put(month, at: 5, width: 2)
         bytes[7] = 45
         put(day, at: 8, width: 2)
-        bytes[10] = 32
+        bytes[10] = iso ? 84 : 32
         put(secondOfDay / 3600, at: 11, width: 2)
         bytes[13] = 58
         put(secondOfDay / 60 % 60, at: 14, width: 2)
@@ -358,8 +364,12 @@ public enum PostgresTimestamp {
         var end = 19
         if micros != 0 {
             bytes[19] = 46
-            put(Int(micros), at: 20, width: 6)
-            end = 26
+            put(iso ? Int(micros) / 1000 : Int(micros), at: 20, width: iso ? 3 : 6)
+            end = iso ? 23 : 26
+        }
+        if iso {
+            bytes[end] = 90
+            return String(decoding: bytes[..<(end + 1)], as: UTF8.self)
         }
         bytes[end] = 43
         bytes[end + 1] = 48
@@ -368,16 +378,7 @@ public enum PostgresTimestamp {
     }
 
     /// Formats a date as ISO-8601 UTC with milliseconds when it has a fraction: `2024-05-01T12:30:00Z`, `…:00.250Z`.
-    public static func iso8601(_ date: Date) -> String {
-        let text = format(date)  // 2024-05-01 12:30:00[.ffffff]+00
-        guard text.hasSuffix("+00") else { return text }
-        var core = String(text.dropLast(3)).replacingOccurrences(of: " ", with: "T")
-        if let dot = core.firstIndex(of: ".") {
-            let fraction = core[core.index(after: dot)...].prefix(3)
-            core = String(core[..<dot]) + "." + fraction
-        }
-        return core + "Z"
-    }
+    public static func iso8601(_ date: Date) -> String { format(date, iso: true) }
 
     /// Parses `YYYY-MM-DD[ HH:MM:SS[.ffffff]][(+|-)HH[:MM[:SS]]]`; a value without offset is UTC.
     public static func parse(_ text: String) -> Date? {

@@ -177,6 +177,11 @@ struct QueryTests {
         #expect(PostgresTimestamp.format(Date(timeIntervalSince1970: 1_686_839_400)) == "2023-06-15 14:30:00+00")
         #expect(PostgresTimestamp.format(Date(timeIntervalSince1970: -0.5)) == "1969-12-31 23:59:59.500000+00")
         #expect(PostgresTimestamp.format(Date(timeIntervalSince1970: 951_782_400)) == "2000-02-29 00:00:00+00")
+        // ISO-8601 UTC as the API answers: milliseconds only when there is a fraction (its first three digits).
+        #expect(PostgresTimestamp.iso8601(Date(timeIntervalSince1970: 1_686_839_400)) == "2023-06-15T14:30:00Z")
+        #expect(PostgresTimestamp.iso8601(Date(timeIntervalSince1970: -0.5)) == "1969-12-31T23:59:59.500Z")
+        #expect(PostgresTimestamp.iso8601(Date(timeIntervalSince1970: 1_686_839_400.25)) == "2023-06-15T14:30:00.250Z")
+        #expect(PostgresTimestamp.iso8601(Date(timeIntervalSince1970: 1_686_839_400.000_25)) == "2023-06-15T14:30:00.000Z")
         // Formatting agrees with Foundation's calendar and parsing reads it back, across centuries.
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withFullDate, .withTime, .withColonSeparatorInTime, .withDashSeparatorInDate, .withSpaceBetweenDateAndTime]
@@ -185,6 +190,7 @@ struct QueryTests {
             let date = Date(timeIntervalSince1970: Double(Int64.random(in: -3_000_000_000...6_000_000_000, using: &generator)))
             let text = PostgresTimestamp.format(date)
             #expect(text == formatter.string(from: date) + "+00")
+            #expect(PostgresTimestamp.iso8601(date) == text.replacingOccurrences(of: " ", with: "T").dropLast(3) + "Z")
             #expect(PostgresTimestamp.parse(text) == date)
         }
     }

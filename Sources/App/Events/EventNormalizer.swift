@@ -228,7 +228,7 @@ struct FieldReader {
         guard let field = names.first(where: { object[$0] != nil && object[$0] != .null }) else { return nil }
         let date: Date?
         switch object[field] {
-        case .string(let text): date = PostgresTimestamp.parse(text.trimmingCharacters(in: .whitespaces))
+        case .string(let text): date = PostgresTimestamp.parse(text.trimmingSpaces)
         case .int(let number): date = Date(timeIntervalSince1970: number > 100_000_000_000 ? Double(number) / 1000 : Double(number))
         case .double(let number): date = Date(timeIntervalSince1970: number > 100_000_000_000 ? number / 1000 : number)
         default: date = nil
@@ -267,5 +267,19 @@ struct FieldReader {
             return nil
         }
         return text
+    }
+}
+
+extension String {
+    /// The text without the spaces and tabs (Unicode space separators) at its ends, as
+    /// `trimmingCharacters(in: .whitespaces)` gives it, without going through NSString: that showed in ingest profiles.
+    var trimmingSpaces: String {
+        func isSpace(_ scalar: Unicode.Scalar) -> Bool { scalar == "\t" || scalar.properties.generalCategory == .spaceSeparator }
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !isSpace($0) }), let last = scalars.lastIndex(where: { !isSpace($0) }) else {
+            return ""
+        }
+        if first == scalars.startIndex && last == scalars.index(before: scalars.endIndex) { return self }
+        return String(scalars[first...last])
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Postgres
 
@@ -7,6 +8,18 @@ struct EventResponse: ResponseEncodable {
     let event: StoredEvent
 
     init(_ event: StoredEvent) { self.event = event }
+
+    /// The event as `jsonText` writes it (the encoder's object, tested equal), with `status`. JSONEncoder took a fifth
+    /// of the server's CPU under single-event ingest (perf, 64 clients).
+    func response(status: HTTPResponse.Status) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: Self.jsonText(event)))
+        )
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response { response(status: .ok) }
 
     /// The columns `decode` reads, in a `SELECT`.
     static let selectList = """

@@ -43,12 +43,12 @@ struct EventsController: Sendable {
         }
         switch try await ingestor.writer.write([record]).first {
         case .stored(let event):
-            return try EventResponse(event).response(status: .created)
+            return EventResponse(event).response(status: .created)
         case .duplicate(let eventID):
             guard let existing = try await findEvent(eventID: eventID, scope: scope) else {
                 throw APIError(.conflict, "an event with this event_id is being stored; retry shortly")
             }
-            return try EventResponse(existing).response(status: .ok)
+            return EventResponse(existing).response(status: .ok)
         case nil:
             throw APIError.badRequest("no event in the request body")
         }

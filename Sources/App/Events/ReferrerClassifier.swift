@@ -41,7 +41,7 @@ public enum ReferrerClassifier {
 
     /// Classifies `referrer` (a URL, or a bare host). A referrer on `site` (the page's own host) is internal.
     public static func classify(_ referrer: String?, site: String? = nil) -> TrafficSource {
-        guard let referrer = referrer?.trimmingCharacters(in: .whitespaces), !referrer.isEmpty else {
+        guard let referrer = referrer?.trimmingSpaces, !referrer.isEmpty else {
             return TrafficSource(source: "direct", domain: nil)
         }
         let siteHost = site.flatMap(host(of:))

@@ -128,10 +128,13 @@ public final class RealtimeHub: Service, Sendable {
                     state.liveIDsDuringLoad?.insert(event.id)
                     Self.count(event.record, arrival: now, now: now, in: &state.windows)
                 }
-                var recent = state.recent[event.record.workspaceID] ?? []
-                recent.append(event)
-                if recent.count > Self.recentLimit { recent.removeFirst(recent.count - Self.recentLimit) }
-                state.recent[event.record.workspaceID] = recent
+                // In place, trimmed once per batch: copying a workspace's recent events out and back for every event
+                // showed in single-event ingest profiles.
+                state.recent[event.record.workspaceID, default: []].append(event)
+            }
+            for workspace in Set(events.map(\.record.workspaceID)) {
+                let extra = (state.recent[workspace]?.count ?? 0) - Self.recentLimit
+                if extra > 0 { state.recent[workspace]?.removeFirst(extra) }
             }
             return Array(state.subscribers.values)
         }
