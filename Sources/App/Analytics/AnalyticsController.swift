@@ -267,12 +267,16 @@ struct AnalyticsController: Sendable {
                 FROM events
                 WHERE \(common.filter)
             ),
+            -- A session's pages in time order, sorted once: the first is its entry, the last its exit. (An aggregate
+            -- sorted each way sorted every session twice: this part took 20–30 % longer in psql at 1M; over HTTP
+            -- the difference was within the machine's noise.)
             s AS (
-                SELECT count(*) AS events,
-                       (array_agg(page ORDER BY time, id) FILTER (WHERE page IS NOT NULL))[1] AS first_page,
-                       (array_agg(page ORDER BY time DESC, id DESC) FILTER (WHERE page IS NOT NULL))[1] AS last_page
-                FROM e WHERE session_id IS NOT NULL
-                GROUP BY session_id
+                SELECT events, pages[1] AS first_page, pages[cardinality(pages)] AS last_page
+                FROM (
+                    SELECT count(*) AS events, array_agg(page ORDER BY time, id) FILTER (WHERE page IS NOT NULL) AS pages
+                    FROM e WHERE session_id IS NOT NULL
+                    GROUP BY session_id
+                ) sessions
             ),
             p AS (
                 SELECT page, sum(views) AS views, count(visitor) AS unique_visitors, sum(duration_sum) / nullif(sum(durations), 0) AS avg_duration
