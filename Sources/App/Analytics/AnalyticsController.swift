@@ -364,10 +364,10 @@ struct AnalyticsController: Sendable {
             return try await table(
                 """
                 WITH bounds AS (
-                    SELECT (time_bucket(\(width)::interval, \(common.from), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date AS first_day,
-                           ((time_bucket(\(width)::interval, \(lastInstant), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date
-                            - (time_bucket(\(width)::interval, \(common.from), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date)
+                    SELECT first_day,
+                           ((time_bucket(\(width)::interval, \(lastInstant), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date - first_day)
                            / \(days)::int AS last_period
+                    FROM (SELECT (time_bucket(\(width)::interval, \(common.from), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date AS first_day) f
                 ),
                 visitors AS (
                     SELECT min(period) AS cohort, bit_or(1::bigint << period) AS periods

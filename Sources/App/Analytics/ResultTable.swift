@@ -119,12 +119,6 @@ struct ResultTable: ResponseGenerator, Sendable {
         }
     }
 
-    var jsonText: String {
-        var text = ""
-        writeJSON(to: &text)
-        return text
-    }
-
     /// RFC 4180 CSV, with or without a first line of column names.
     func writeCSV(header: Bool, to target: inout some TextOutputStream) {
         func field(_ text: String) -> String {
