@@ -133,7 +133,8 @@ func buildRouter(
         failedLogins: config.loginRateLimit > 0 ? RateLimiter(rate: Double(config.loginRateLimit) / 60, burst: config.loginRateLimit * 2) : nil
     ).addRoutes(to: router, authenticated: authenticated)
     TokensController(tokens: tokens, workspaces: WorkspaceDirectory(pool: pool, tokens: tokens, catalog: catalog)).addRoutes(to: authenticated)
-    PipesController(pool: pool, catalog: catalog).addRoutes(to: authenticated)
+    let queryTimeout = "\(config.queryTimeout)s"
+    PipesController(pool: pool, catalog: catalog, statementTimeout: queryTimeout).addRoutes(to: authenticated)
     EventsController(
         ingestor: EventIngestor(
             writer: writer,
@@ -143,9 +144,10 @@ func buildRouter(
         pool: pool,
         maxBodySize: config.maxBodySize,
         defaultTimeZone: config.dbTimeZone,
-        requireIngestToken: config.requireIngestToken
+        requireIngestToken: config.requireIngestToken,
+        statementTimeout: queryTimeout
     ).addRoutes(to: router, authenticated: authenticated)
-    AnalyticsController(pool: pool, defaultTimeZone: config.dbTimeZone)
+    AnalyticsController(pool: pool, defaultTimeZone: config.dbTimeZone, statementTimeout: queryTimeout)
         .addRoutes(to: authenticated.group().add(middleware: RequirePermission(permission: .readAnalytics)))
     realtime.addRoutes(to: router)
     return router

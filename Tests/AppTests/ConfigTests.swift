@@ -16,6 +16,7 @@ struct ConfigTests {
         #expect(config.secretKeyIsEphemeral)
         #expect(config.secretKey.utf8.count >= 32)
         #expect(config.embeddedPostgresDirectory == "./.data/postgres")
+        #expect(config.queryTimeout == 15)
     }
 
     @Test("bad settings fail together, each with its variable named")
@@ -23,15 +24,15 @@ struct ConfigTests {
         do {
             _ = try AppConfig(values: [
                 "PORT": "eighty", "SECRET_KEY": "short", "REGISTRATION": "maybe", "DB_TIMEZONE": "Mars/Olympus",
-                "MAX_BODY_SIZE": "-3", "DB_POOL_SIZE": "0",
+                "MAX_BODY_SIZE": "-3", "DB_POOL_SIZE": "0", "QUERY_TIMEOUT_SECONDS": "0",
             ])
             Issue.record("expected invalid settings")
         } catch let error as AppConfig.Invalid {
             let text = error.description
-            for name in ["PORT", "SECRET_KEY", "REGISTRATION", "DB_TIMEZONE", "MAX_BODY_SIZE", "DB_POOL_SIZE"] {
+            for name in ["PORT", "SECRET_KEY", "REGISTRATION", "DB_TIMEZONE", "MAX_BODY_SIZE", "DB_POOL_SIZE", "QUERY_TIMEOUT_SECONDS"] {
                 #expect(text.contains(name), "\(name) is not named in: \(text)")
             }
-            #expect(error.problems.count == 6)
+            #expect(error.problems.count == 7)
         } catch {
             Issue.record("unexpected error \(error)")
         }

@@ -495,6 +495,27 @@ struct PipesTests {
         }
     }
 
+    @Test("QUERY_TIMEOUT_SECONDS cancels a slow pipe (408); a pipe's @timeout lets it run longer")
+    func timeouts() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pipes-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("engagement"), withIntermediateDirectories: true)
+        let sleeper = "-- @param seconds Float = 0\nSELECT count(*)::int AS n FROM pg_sleep(:seconds)\n"
+        try sleeper.write(to: folder.appendingPathComponent("engagement/sleeper.sql"), atomically: true, encoding: .utf8)
+        try ("-- @timeout 30\n" + sleeper).write(to: folder.appendingPathComponent("engagement/patient.sql"), atomically: true, encoding: .utf8)
+        try await withTestApp(["QUERY_TIMEOUT_SECONDS": "1", "PIPES_DIR": folder.path]) { client, _ in
+            try await client.execute(uri: "/v0/pipes/sleeper.json?seconds=2.5", method: .get, headers: adminAuth) { response in
+                #expect(response.status == .requestTimeout)
+                let body = try response.json()
+                #expect(body["error"] != nil)
+            }
+            #expect(data(try await pipe(client, "/v0/pipes/sleeper.json?seconds=0.1", headers: adminAuth)) == [["n": 1]])
+            #expect(data(try await pipe(client, "/v0/pipes/patient.json?seconds=2.5", headers: adminAuth)) == [["n": 1]])
+            // Analytics and event reads keep the server's setting: a day of an empty table answers well within it.
+            try await client.execute(uri: "/api/analytics/pages", method: .get, headers: adminAuth) { #expect($0.status == .ok) }
+        }
+    }
+
     @Test("CSV, CSV with names and NDJSON carry the same rows as JSON")
     func formats() async throws {
         try await withTestApp { client, _ in
@@ -618,6 +639,8 @@ struct PipesTests {
             path: "t/clusters.sql"
         )
         #expect(clustering.kmeans == KMeansStep(features: ["a", "b"]) && clustering.placeholders.isEmpty)
+        #expect(clustering.timeout == nil)
+        #expect(try PipeLoader.parse("-- @timeout 120\nSELECT 1 AS n", name: "slow", template: "t", path: "t/slow.sql").timeout == 120)
 
         for (text, line, fragment) in [
             ("-- @param a Integer\nSELECT :a", 1, "unknown type"),
@@ -632,6 +655,9 @@ struct PipesTests {
             ("-- @writes\n-- @kmeans\n-- @param k Int = 2\nSELECT 1", 2, "feature columns"),
             ("-- @writes\n-- @kmeans a b\nSELECT 1", 2, "parameter k declared as Int"),
             ("-- @writes\n-- @kmeans a\n-- @param k Int = 2\n-- @param max_iterations String\nSELECT 1", 2, "max_iterations"),
+            ("-- @timeout soon\nSELECT 1", 1, "whole seconds"),
+            ("-- @timeout 0\nSELECT 1", 1, "whole seconds"),
+            ("-- @timeout 5\n-- @timeout 6\nSELECT 1", 2, "twice"),
         ] {
             #expect {
                 try PipeLoader.parse(text, name: "broken", template: "t", path: "t/broken.sql")

@@ -4,8 +4,10 @@
 -- then standardises avg_session_duration, total_sessions and avg_clicks_per_session (z-scores; a missing value
 -- counts as the average), runs k-means on them (k-means++ seeding from a fixed seed, then Lloyd iterations until no
 -- user changes cluster), numbers the clusters 1..k by size, largest first, and stores each user's cluster_id. The
--- same data gives the same clusters.
+-- same data gives the same clusters. It is batch work over every user: it may run for 5 minutes (@timeout), not only
+-- the server's query timeout.
 -- @writes
+-- @timeout 300
 -- @kmeans avg_session_duration total_sessions avg_clicks_per_session
 -- @param k              Int(1..50) = 4        Number of clusters
 -- @param country        String?               Cluster only the users of this country (the others keep theirs)

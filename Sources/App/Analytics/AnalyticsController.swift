@@ -12,7 +12,7 @@ struct AnalyticsController: Sendable {
     let pool: PostgresPool
     /// The zone of day and week boundaries when a request gives no `tz` (`DB_TIMEZONE`).
     var defaultTimeZone = "UTC"
-    /// Longest a query may run before it is cancelled (408).
+    /// Longest a query may run before it is cancelled (408): `QUERY_TIMEOUT_SECONDS`.
     var statementTimeout = "15s"
 
     func addRoutes(to router: RouterGroup<AuthenticatedContext>) {

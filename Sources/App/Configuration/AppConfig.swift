@@ -29,6 +29,9 @@ public struct AppConfig: Sendable {
     public var maxBodySize: Int
     /// Connections in the PostgreSQL pool.
     public var databasePoolSize: Int
+    /// Seconds a read (analytics, event aggregates, pipes) may run before PostgreSQL cancels it and the client gets
+    /// 408; a pipe file's `@timeout` replaces it for that pipe.
+    public var queryTimeout: Int
     public var logLevel: Logger.Level
     /// Whether `serve` applies pending migrations at start-up.
     public var migrateOnStart: Bool
@@ -121,6 +124,7 @@ public struct AppConfig: Sendable {
         loginRateLimit = reader.integer("LOGIN_RATE_LIMIT", default: 10, range: 0...100_000)
         maxBodySize = reader.byteSize("MAX_BODY_SIZE", default: 10 * 1024 * 1024)
         databasePoolSize = reader.integer("DB_POOL_SIZE", default: 10, range: 1...500)
+        queryTimeout = reader.integer("QUERY_TIMEOUT_SECONDS", default: 15, range: 1...86_400)
         logLevel = reader.choice("LOG_LEVEL", default: .info)
         migrateOnStart = reader.boolean("MIGRATE_ON_START", default: true)
         ipStorage = reader.choice("IP_STORAGE", default: .truncated)

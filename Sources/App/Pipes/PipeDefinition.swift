@@ -19,7 +19,8 @@ import Postgres
 /// declares a parameter: `?` makes it optional (NULL when absent); without `?` or a default it is required.
 /// `@column name description` documents an output column; `@writes` marks a pipe that updates rows (it runs in a
 /// read-write transaction, still under row-level security). `@kmeans feature …` makes the SQL's rows the users to
-/// cluster (see `KMeansStep`). In the SQL, `:name` is the parameter, always sent as a bound value with a cast to its
+/// cluster (see `KMeansStep`). `@timeout seconds` lets the pipe run that long before it is cancelled, instead of the
+/// server's `QUERY_TIMEOUT_SECONDS` (for batch work such as clustering every user). In the SQL, `:name` is the parameter, always sent as a bound value with a cast to its
 /// type, never spliced into the text.
 public struct PipeDefinition: Sendable {
     public var name: String
@@ -31,6 +32,8 @@ public struct PipeDefinition: Sendable {
     public var writes: Bool
     /// Set by `@kmeans`: the rows are clustered in the server.
     public var kmeans: KMeansStep?
+    /// Set by `@timeout`: seconds the pipe may run, replacing the server's query timeout.
+    public var timeout: Int?
     /// Where it was read from, for messages.
     public var path: String
     /// The SQL split at its placeholders: `sql[0] :param[0] sql[1] :param[1] … sql[n]`.

@@ -42,6 +42,7 @@ public enum PipeLoader {
         var columns: [(name: String, description: String)] = []
         var writes = false
         var kmeans: (step: KMeansStep, line: Int)?
+        var timeout: Int?
         var bodyStart = lines.count
         var seenDirective = false
         for (index, rawLine) in lines.enumerated() {
@@ -75,8 +76,18 @@ public enum PipeLoader {
                 let features = comment.dropFirst(7).split(separator: " ").map(String.init)
                 guard !features.isEmpty else { throw fail(index + 1, "@kmeans needs the feature columns: @kmeans column column …") }
                 kmeans = (KMeansStep(features: features), index + 1)
+            } else if comment == "@timeout" || comment.hasPrefix("@timeout ") {
+                seenDirective = true
+                guard timeout == nil else { throw fail(index + 1, "@timeout is given twice") }
+                guard let seconds = Int(comment.dropFirst(8).trimmingCharacters(in: .whitespaces)), (1...86_400).contains(seconds) else {
+                    throw fail(index + 1, "@timeout needs whole seconds from 1 to 86400: @timeout 300")
+                }
+                timeout = seconds
             } else if comment.hasPrefix("@") {
-                throw fail(index + 1, "unknown directive \(comment.split(separator: " ").first ?? ""): use @param, @column, @writes or @kmeans")
+                throw fail(
+                    index + 1,
+                    "unknown directive \(comment.split(separator: " ").first ?? ""): use @param, @column, @writes, @kmeans or @timeout"
+                )
             } else if !seenDirective, !comment.isEmpty {
                 description.append(comment)
             }
@@ -110,6 +121,7 @@ public enum PipeLoader {
             columns: columns,
             writes: writes,
             kmeans: kmeans?.step,
+            timeout: timeout,
             path: path,
             segments: segments,
             placeholders: placeholders.map(\.name)

@@ -10,7 +10,7 @@ import Postgres
 struct PipesController: Sendable {
     let pool: PostgresPool
     let catalog: PipeCatalog
-    /// Longest a pipe may run before it is cancelled (408).
+    /// Longest a pipe may run before it is cancelled (408), unless its file sets `@timeout`: `QUERY_TIMEOUT_SECONDS`.
     var statementTimeout = "15s"
     /// Where CPU-bound steps of pipes run (k-means).
     var threadPool: NIOThreadPool = .singleton
@@ -139,8 +139,11 @@ struct PipesController: Sendable {
         }
 
         let started = ContinuousClock.now
-        let (table, read) = try await pool.withReadAccess(context.identity.dataScope, statementTimeout: statementTimeout, readOnly: !pipe.writes) {
-            connection in
+        let (table, read) = try await pool.withReadAccess(
+            context.identity.dataScope,
+            statementTimeout: pipe.timeout.map { "\($0)s" } ?? statementTimeout,
+            readOnly: !pipe.writes
+        ) { connection in
             let before = try await Self.tableReads(connection)
             let rows = try await connection.query(pipe.query(values))
             let table =
