@@ -134,7 +134,7 @@ func buildRouter(
     ).addRoutes(to: router, authenticated: authenticated)
     TokensController(tokens: tokens, workspaces: WorkspaceDirectory(pool: pool, tokens: tokens, catalog: catalog)).addRoutes(to: authenticated)
     let queryTimeout = "\(config.queryTimeout)s"
-    PipesController(pool: pool, catalog: catalog, statementTimeout: queryTimeout).addRoutes(to: authenticated)
+    PipesController(pool: pool, catalog: catalog, queryTimeout: config.queryTimeout).addRoutes(to: authenticated)
     EventsController(
         ingestor: EventIngestor(
             writer: writer,

@@ -511,6 +511,17 @@ struct PipesTests {
             }
             #expect(data(try await pipe(client, "/v0/pipes/sleeper.json?seconds=0.1", headers: adminAuth)) == [["n": 1]])
             #expect(data(try await pipe(client, "/v0/pipes/patient.json?seconds=2.5", headers: adminAuth)) == [["n": 1]])
+            // The listing says how long each may run.
+            let listed = try await pipe(client, "/v0/pipes", headers: adminAuth)
+            guard case .array(let pipes)? = listed["pipes"] else {
+                Issue.record("no pipes listed")
+                return
+            }
+            var timeouts: [String: JSONValue] = [:]
+            for case .object(let described) in pipes {
+                if case .string(let name)? = described["name"] { timeouts[name] = described["timeout_seconds"] }
+            }
+            #expect(timeouts == ["sleeper": 1, "patient": 30])
             // Analytics and event reads keep the server's setting: a day of an empty table answers well within it.
             try await client.execute(uri: "/api/analytics/pages", method: .get, headers: adminAuth) { #expect($0.status == .ok) }
         }

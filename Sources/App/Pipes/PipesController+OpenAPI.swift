@@ -19,6 +19,10 @@ extension PipesController {
                             "description": Schema.string,
                             "endpoint": Schema.string,
                             "writes": ["type": "boolean", "description": "whether running it stores something (assign_clusters)"],
+                            "timeout_seconds": [
+                                "type": "integer",
+                                "description": "seconds it may run before it is cancelled with 408 (its @timeout, else QUERY_TIMEOUT_SECONDS)",
+                            ],
                             "parameters": Schema.array(
                                 Schema.object([
                                     "name": Schema.string,

@@ -10,8 +10,8 @@ import Postgres
 struct PipesController: Sendable {
     let pool: PostgresPool
     let catalog: PipeCatalog
-    /// Longest a pipe may run before it is cancelled (408), unless its file sets `@timeout`: `QUERY_TIMEOUT_SECONDS`.
-    var statementTimeout = "15s"
+    /// Seconds a pipe may run before it is cancelled (408), unless its file sets `@timeout`: `QUERY_TIMEOUT_SECONDS`.
+    var queryTimeout = 15
     /// Where CPU-bound steps of pipes run (k-means).
     var threadPool: NIOThreadPool = .singleton
     /// Workspace templates, looked up at most once per few seconds.
@@ -50,8 +50,13 @@ struct PipesController: Sendable {
         var description: String
         var endpoint: String
         var writes: Bool
+        var timeoutSeconds: Int
         var parameters: [ParameterDescription]
         var columns: [ColumnDescription]
+
+        enum CodingKeys: String, CodingKey {
+            case name, template, description, endpoint, writes, timeoutSeconds = "timeout_seconds", parameters, columns
+        }
     }
 
     struct ParameterDescription: Encodable {
@@ -89,6 +94,7 @@ struct PipesController: Sendable {
                     description: pipe.description,
                     endpoint: "/v0/pipes/\(pipe.name).json",
                     writes: pipe.writes,
+                    timeoutSeconds: pipe.timeout ?? queryTimeout,
                     parameters: pipe.parameters.map {
                         ParameterDescription(
                             name: $0.name,
@@ -141,7 +147,7 @@ struct PipesController: Sendable {
         let started = ContinuousClock.now
         let (table, read) = try await pool.withReadAccess(
             context.identity.dataScope,
-            statementTimeout: pipe.timeout.map { "\($0)s" } ?? statementTimeout,
+            statementTimeout: "\(pipe.timeout ?? queryTimeout)s",
             readOnly: !pipe.writes
         ) { connection in
             let before = try await Self.tableReads(connection)
