@@ -1,5 +1,6 @@
 -- Behaviour features of each user computed from their events: the inputs of clustering (compare them with the
 -- stored user_features rows, which clients send or assign_clusters updates).
+-- @timeout 120
 -- @param since        Interval = '90 day'      Events of this window, ending now
 -- @param country      String?                  Only users in this country
 -- @param limit        Int(1..100000) = 1000    Users to return, most sessions first
@@ -21,7 +22,8 @@
 -- materialized: held as one table it spilled to disk (675,000 rows at a million events), while reading it again
 -- costs a scan for the sessions, none for the latest countries unless a country is asked, and an index read per
 -- returned user (the user index) for their pages and devices. At a million events, in psql: 1.79 → 1.49 s, and
--- 2.73 → 1.67 s with a country; at limit=100000 (every user) 5.1 → 5.6 s. Equal rows.
+-- 2.73 → 1.67 s with a country; at limit=100000 (every user) 5.1 → 5.6 s. Equal rows. At ten million events it
+-- takes 9 s (bench/RESULTS.md), so it may run 120 s (@timeout) where the server's query timeout is shorter.
 WITH base AS NOT MATERIALIZED (
     SELECT user_id, session_id, time, page, device_type, country, duration,
            coalesce(clicks, CASE WHEN event_type = 'click' THEN 1 ELSE 0 END) AS clicks

@@ -4,8 +4,8 @@
 -- then standardises avg_session_duration, total_sessions and avg_clicks_per_session (z-scores; a missing value
 -- counts as the average), runs k-means on them (k-means++ seeding from a fixed seed, then Lloyd iterations until no
 -- user changes cluster), numbers the clusters 1..k by size, largest first, and stores each user's cluster_id. The
--- same data gives the same clusters. It is batch work over every user: it may run for 5 minutes (@timeout), not only
--- the server's query timeout.
+-- same data gives the same clusters. It is batch work over every user: it may run for 5 minutes (@timeout) where the
+-- server's query timeout is shorter (51 s at ten million events, bench/RESULTS.md).
 -- @writes
 -- @timeout 300
 -- @kmeans avg_session_duration total_sessions avg_clicks_per_session

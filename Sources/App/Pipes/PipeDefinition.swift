@@ -19,8 +19,9 @@ import Postgres
 /// declares a parameter: `?` makes it optional (NULL when absent); without `?` or a default it is required.
 /// `@column name description` documents an output column; `@writes` marks a pipe that updates rows (it runs in a
 /// read-write transaction, still under row-level security). `@kmeans feature …` makes the SQL's rows the users to
-/// cluster (see `KMeansStep`). `@timeout seconds` lets the pipe run that long before it is cancelled, instead of the
-/// server's `QUERY_TIMEOUT_SECONDS` (for batch work such as clustering every user). In the SQL, `:name` is the parameter, always sent as a bound value with a cast to its
+/// cluster (see `KMeansStep`). `@timeout seconds` lets the pipe run at least that long before it is cancelled, where
+/// the server's `QUERY_TIMEOUT_SECONDS` is shorter (for all-time summaries and batch work such as clustering every
+/// user). In the SQL, `:name` is the parameter, always sent as a bound value with a cast to its
 /// type, never spliced into the text.
 public struct PipeDefinition: Sendable {
     public var name: String
@@ -32,7 +33,7 @@ public struct PipeDefinition: Sendable {
     public var writes: Bool
     /// Set by `@kmeans`: the rows are clustered in the server.
     public var kmeans: KMeansStep?
-    /// Set by `@timeout`: seconds the pipe may run, replacing the server's query timeout.
+    /// Set by `@timeout`: seconds the pipe may run at least, whatever shorter query timeout the server has.
     public var timeout: Int?
     /// Where it was read from, for messages.
     public var path: String

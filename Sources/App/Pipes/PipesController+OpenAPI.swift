@@ -21,7 +21,8 @@ extension PipesController {
                             "writes": ["type": "boolean", "description": "whether running it stores something (assign_clusters)"],
                             "timeout_seconds": [
                                 "type": "integer",
-                                "description": "seconds it may run before it is cancelled with 408 (its @timeout, else QUERY_TIMEOUT_SECONDS)",
+                                "description":
+                                    "seconds it may run before it is cancelled with 408 (QUERY_TIMEOUT_SECONDS, or its @timeout if longer)",
                             ],
                             "parameters": Schema.array(
                                 Schema.object([

@@ -10,7 +10,7 @@ import Postgres
 struct PipesController: Sendable {
     let pool: PostgresPool
     let catalog: PipeCatalog
-    /// Seconds a pipe may run before it is cancelled (408), unless its file sets `@timeout`: `QUERY_TIMEOUT_SECONDS`.
+    /// Seconds a pipe may run before it is cancelled (408), or its file's `@timeout` if longer: `QUERY_TIMEOUT_SECONDS`.
     var queryTimeout = 15
     /// Where CPU-bound steps of pipes run (k-means).
     var threadPool: NIOThreadPool = .singleton
@@ -94,7 +94,7 @@ struct PipesController: Sendable {
                     description: pipe.description,
                     endpoint: "/v0/pipes/\(pipe.name).json",
                     writes: pipe.writes,
-                    timeoutSeconds: pipe.timeout ?? queryTimeout,
+                    timeoutSeconds: timeout(of: pipe),
                     parameters: pipe.parameters.map {
                         ParameterDescription(
                             name: $0.name,
@@ -111,6 +111,9 @@ struct PipesController: Sendable {
     }
 
     // MARK: Running
+
+    /// Seconds `pipe` may run: the server's query timeout, or the pipe's own `@timeout` where that is longer.
+    func timeout(of pipe: PipeDefinition) -> Int { max(queryTimeout, pipe.timeout ?? 0) }
 
     enum OutputFormat: String, CaseIterable {
         case json, csv, csvwithnames, ndjson
@@ -147,7 +150,7 @@ struct PipesController: Sendable {
         let started = ContinuousClock.now
         let (table, read) = try await pool.withReadAccess(
             context.identity.dataScope,
-            statementTimeout: "\(pipe.timeout ?? queryTimeout)s",
+            statementTimeout: "\(timeout(of: pipe))s",
             readOnly: !pipe.writes
         ) { connection in
             let before = try await Self.tableReads(connection)
