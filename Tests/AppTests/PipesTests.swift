@@ -497,12 +497,9 @@ struct PipesTests {
 
     @Test("QUERY_TIMEOUT_SECONDS cancels a slow pipe (408); a pipe's @timeout lets it run longer")
     func timeouts() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pipes-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: folder) }
-        try FileManager.default.createDirectory(at: folder.appendingPathComponent("engagement"), withIntermediateDirectories: true)
         let sleeper = "-- @param seconds Float = 0\nSELECT count(*)::int AS n FROM pg_sleep(:seconds)\n"
-        try sleeper.write(to: folder.appendingPathComponent("engagement/sleeper.sql"), atomically: true, encoding: .utf8)
-        try ("-- @timeout 30\n" + sleeper).write(to: folder.appendingPathComponent("engagement/patient.sql"), atomically: true, encoding: .utf8)
+        let folder = try pipesFolder(["sleeper": sleeper, "patient": "-- @timeout 30\n" + sleeper])
+        defer { try? FileManager.default.removeItem(at: folder) }
         try await withTestApp(["QUERY_TIMEOUT_SECONDS": "1", "PIPES_DIR": folder.path]) { client, _ in
             try await client.execute(uri: "/v0/pipes/sleeper.json?seconds=2.5", method: .get, headers: adminAuth) { response in
                 #expect(response.status == .requestTimeout)
@@ -524,6 +521,47 @@ struct PipesTests {
             #expect(timeouts == ["sleeper": 1, "patient": 30])
             // Analytics and event reads keep the server's setting: a day of an empty table answers well within it.
             try await client.execute(uri: "/api/analytics/pages", method: .get, headers: adminAuth) { #expect($0.status == .ok) }
+        }
+    }
+
+    @Test("long answers are sent in chunks, with the same rows in every format as a one-buffer answer")
+    func chunkedAnswers() async throws {
+        let numbers = """
+            -- @param count Int(0..100000) = 10
+            SELECT n, 'row ' || n AS label, CASE WHEN n % 7 = 0 THEN 'a,"b"' END AS quoted
+            FROM generate_series(1, :count) AS n
+            ORDER BY n
+            """
+        let folder = try pipesFolder(["numbers": numbers])
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await withTestApp(["PIPES_DIR": folder.path]) { client, _ in
+            // One buffer; one row past it (two chunks); several chunks.
+            for count in [ResultTable.chunkRows, ResultTable.chunkRows + 1, 2 * ResultTable.chunkRows + 500] {
+                let body = try await pipe(client, "/v0/pipes/numbers.json?count=\(count)", headers: adminAuth)
+                let rows = data(body)
+                #expect(body["rows"] == .int(count) && rows.count == count)
+                #expect(
+                    rows.enumerated().allSatisfy { $0.element["n"] == .int($0.offset + 1) && $0.element["label"] == .string("row \($0.offset + 1)") }
+                )
+                #expect(rows[6]["quoted"] == "a,\"b\"" && rows[7]["quoted"] == .null)
+                #expect(body["statistics"] != nil && body["meta"] != nil)
+
+                let ndjson = try await client.execute(uri: "/v0/pipes/numbers.ndjson?count=\(count)", method: .get, headers: adminAuth) {
+                    String(buffer: $0.body)
+                }
+                let lines = ndjson.split(separator: "\n").map { try? JSONParser.parse(Array($0.utf8)) }
+                #expect(lines == rows.map { JSONValue.object($0) })
+
+                let csv = try await client.execute(uri: "/v0/pipes/numbers.csvwithnames?count=\(count)", method: .get, headers: adminAuth) {
+                    String(buffer: $0.body)
+                }
+                let records = csv.components(separatedBy: "\r\n")
+                #expect(records.count == count + 2 && records.first == "n,label,quoted" && records.last == "")
+                #expect(
+                    records[7] == #"7,row 7,"a,""b""""# && records[8] == "8,row 8,"
+                        && records[count] == "\(count),row \(count),\(count % 7 == 0 ? #""a,""b""""# : "")"
+                )
+            }
         }
     }
 
@@ -695,4 +733,15 @@ func validateOpenAPI(_ json: String) throws -> String {
     let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
     return process.terminationStatus == 0 ? "" : report
+}
+
+/// A folder of pipe templates for `PIPES_DIR`: each pipe (name → file text) in the template `engagement`, which the
+/// default workspace has enabled.
+func pipesFolder(_ pipes: [String: String]) throws -> URL {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pipes-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder.appendingPathComponent("engagement"), withIntermediateDirectories: true)
+    for (name, text) in pipes {
+        try text.write(to: folder.appendingPathComponent("engagement/\(name).sql"), atomically: true, encoding: .utf8)
+    }
+    return folder
 }

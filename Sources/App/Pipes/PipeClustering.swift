@@ -7,18 +7,18 @@ extension KMeansStep {
         var description: String
     }
 
-    /// Clusters the users of `rows` (the pipe's SQL result), stores their clusters in `user_features` through
+    /// Clusters the users of `table` (the pipe's SQL result), stores their clusters in `user_features` through
     /// `connection` (the pipe's transaction, under the caller's row-level security), and answers every row with its
     /// `cluster_id` and `distance` after `user_id`, by cluster, distance and user. The k-means itself runs on
-    /// `threadPool`, away from the tasks that serve requests.
+    /// `threadPool`, away from the tasks that serve requests. The table is taken, not copied: every user's row gains
+    /// two cells in place (at ten million events, 580,000 rows).
     func run(
-        _ rows: PostgresRows,
+        _ table: consuming ResultTable,
         values: [String: PipeValue],
         workspaceID: Int,
         on connection: PostgresConnection,
         threadPool: NIOThreadPool
     ) async throws -> ResultTable {
-        var table = try ResultTable(rows)
         guard table.columns.first == "user_id" else {
             throw MismatchedColumns(description: "@kmeans needs user_id as the first column, not \(table.columns.first ?? "nothing")")
         }
@@ -53,11 +53,19 @@ extension KMeansStep {
             """
         )
 
-        // The rows gain their cluster and distance in place, then are put in order (moving rows, not copying them).
+        // The rows gain their cluster and distance, then are put in order (moving rows, not copying them). Each row
+        // is rebuilt at its new size: inserting into it doubled its capacity, and the answer's memory with it.
         table.columns.insert(contentsOf: ["cluster_id", "distance"], at: 1)
         table.types.insert(contentsOf: ["Int32", "Float64"], at: 1)
         for (index, assignment) in result.assignments.enumerated() {
-            table.rows[index].insert(contentsOf: [.int(assignment.cluster), .double((assignment.distance * 10_000).rounded() / 10_000)], at: 1)
+            let old = table.rows[index]
+            var row: [JSONValue] = []
+            row.reserveCapacity(old.count + 2)
+            row.append(old[0])
+            row.append(.int(assignment.cluster))
+            row.append(.double((assignment.distance * 10_000).rounded() / 10_000))
+            row.append(contentsOf: old[1...])
+            table.rows[index] = row
         }
         let order = table.rows.indices.sorted { lhs, rhs in
             let (left, right) = (result.assignments[lhs], result.assignments[rhs])

@@ -154,13 +154,17 @@ struct PipesController: Sendable {
             readOnly: !pipe.writes
         ) { connection in
             let before = try await Self.tableReads(connection)
-            let rows = try await connection.query(pipe.query(values))
-            let table =
-                if let kmeans = pipe.kmeans {
-                    try await kmeans.run(rows, values: values, workspaceID: context.identity.workspaceID, on: connection, threadPool: threadPool)
-                } else {
-                    try ResultTable(rows)
-                }
+            // The query's result (libpq's copy of every row) is freed once converted: only the table holds the rows.
+            var table = try ResultTable(try await connection.query(pipe.query(values)))
+            if let kmeans = pipe.kmeans {
+                table = try await kmeans.run(
+                    consume table,
+                    values: values,
+                    workspaceID: context.identity.workspaceID,
+                    on: connection,
+                    threadPool: threadPool
+                )
+            }
             let after = try await Self.tableReads(connection)
             return (table, (rows: after.rows - before.rows, bytes: after.bytes - before.bytes))
         }
@@ -194,8 +198,6 @@ struct PipeOutput {
     var bytesRead: Int
 
     func response() -> Response {
-        var body = ByteBufferText()
-        let contentType: String
         switch format {
         case .json:
             var meta: [String] = []
@@ -203,20 +205,21 @@ struct PipeOutput {
                 meta.append(#"{"name":\#(JSONValue.string(name).jsonText),"type":\#(JSONValue.string(table.types[index]).jsonText)}"#)
             }
             let statistics = #"{"elapsed":\#(JSONValue.double(elapsed).jsonText),"rows_read":\#(rowsRead),"bytes_read":\#(bytesRead)}"#
-            body.write(#"{"meta":[\#(meta.joined(separator: ","))],"data":"#)
-            table.writeJSON(to: &body)
-            body.write(#","rows":\#(table.rows.count),"statistics":\#(statistics)}"#)
-            contentType = "application/json; charset=utf-8"
+            return Response(
+                status: .ok,
+                headers: [.contentType: "application/json; charset=utf-8"],
+                body: table.body(
+                    .json,
+                    prefix: #"{"meta":[\#(meta.joined(separator: ","))],"data":"#,
+                    suffix: #","rows":\#(table.rows.count),"statistics":\#(statistics)}"#
+                )
+            )
         case .ndjson:
-            table.writeNDJSON(to: &body)
-            contentType = "application/x-ndjson; charset=utf-8"
+            return Response(status: .ok, headers: [.contentType: "application/x-ndjson; charset=utf-8"], body: table.body(.ndjson))
         case .csv:
-            table.writeCSV(header: false, to: &body)
-            contentType = "text/csv; charset=utf-8"
+            return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8"], body: table.body(.csv(header: false)))
         case .csvwithnames:
-            table.writeCSV(header: true, to: &body)
-            contentType = "text/csv; charset=utf-8"
+            return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8"], body: table.body(.csv(header: true)))
         }
-        return Response(status: .ok, headers: [.contentType: contentType], body: .init(byteBuffer: body.buffer))
     }
 }
