@@ -73,7 +73,7 @@ struct AnalyticsController: Sendable {
     /// with enough memory for the hash aggregates of a month of events, so they do not spill to disk.
     func table(_ query: PostgresQuery, common: Common) async throws -> ResultTable {
         try await pool.withReadAccess(common.scope, statementTimeout: statementTimeout, workMem: "64MB") { connection in
-            try ResultTable(try await connection.query(query), format: common.format)
+            ResultTable(try await connection.query(query), format: common.format)
         }
     }
 

@@ -14,21 +14,41 @@ struct ResultTable: ResponseGenerator, Sendable {
     var columns: [String]
     /// Column types as the hosted platform names them (`Int64`, `Float64`, `String`, `DateTime`, `Array(String)`…).
     var types: [String]
-    var rows: [[JSONValue]]
+    /// The rows as values, once converted (`materialize`); empty while they are still the query's result.
+    var rows: [[JSONValue]] = []
     var format: Format = .json
+    /// The query's rows and column types, converted one row at a time as they are written: an answer then holds
+    /// libpq's copy of its rows only, where converting them all first held that and the converted rows together.
+    private var result: (rows: PostgresRows, types: [PostgresType])?
 
-    /// Converts query rows by column type: integers, numbers, booleans, JSON, times (ISO-8601 UTC), arrays and text.
-    init(_ result: PostgresRows, format: Format = .json) throws {
+    /// The rows of `result`, converted by column type as they are written: integers, numbers, booleans, JSON, times
+    /// (ISO-8601 UTC), arrays and text.
+    init(_ result: PostgresRows, format: Format = .json) {
         self.columns = result.columns?.names ?? []
         self.format = format
         let types = result.columns?.types ?? []
         self.types = types.map(Self.typeName)
-        self.rows = try result.map { row in
-            try (0..<row.count).map { column in try Self.value(row, column: column, type: types[column]) }
-        }
+        self.result = (result, types)
     }
 
-    static func value(_ row: PostgresRow, column: Int, type: PostgresType) throws -> JSONValue {
+    /// How many rows.
+    var count: Int { result?.rows.count ?? rows.count }
+
+    /// Converts every row into `rows` (to change them in Swift) and lets the query's result go.
+    mutating func materialize() {
+        guard let result else { return }
+        rows = result.rows.indices.map { cells($0) }
+        self.result = nil
+    }
+
+    /// Row `index` as values.
+    private func cells(_ index: Int) -> [JSONValue] {
+        guard let result else { return rows[index] }
+        let row = result.rows[index]
+        return result.types.indices.map { Self.value(row, column: $0, type: result.types[$0]) }
+    }
+
+    static func value(_ row: PostgresRow, column: Int, type: PostgresType) -> JSONValue {
         guard let text = row.text(column) else { return .null }
         switch type {
         case .int2, .int4, .int8: return Int(text).map(JSONValue.int) ?? .string(text)
@@ -104,8 +124,9 @@ struct ResultTable: ResponseGenerator, Sendable {
         var first = ByteBufferText()
         first.write(prefix)
         writeStart(text, to: &first)
-        guard rows.count > Self.chunkRows else {
-            writeRows(rows.indices, text, keys: keys, to: &first)
+        let count = count
+        guard count > Self.chunkRows else {
+            writeRows(0..<count, text, keys: keys, to: &first)
             writeEnd(text, to: &first)
             first.write(suffix)
             return ResponseBody(byteBuffer: first.buffer)
@@ -113,10 +134,10 @@ struct ResultTable: ResponseGenerator, Sendable {
         return ResponseBody { [self, first] writer in
             var chunk = first
             var start = 0
-            while start < rows.count {
-                let end = min(start + Self.chunkRows, rows.count)
+            while start < count {
+                let end = min(start + Self.chunkRows, count)
                 writeRows(start..<end, text, keys: keys, to: &chunk)
-                if end == rows.count {
+                if end == count {
                     writeEnd(text, to: &chunk)
                     chunk.write(suffix)
                 }
@@ -145,7 +166,7 @@ struct ResultTable: ResponseGenerator, Sendable {
     /// into the buffer.
     private func writeRows(_ range: Range<Int>, _ text: RowText, keys: [String], to target: inout some TextOutputStream) {
         for index in range {
-            let row = rows[index]
+            let row = cells(index)
             switch text {
             case .json:
                 target.write(index > 0 ? ",{" : "{")

@@ -19,6 +19,7 @@ extension KMeansStep {
         on connection: PostgresConnection,
         threadPool: NIOThreadPool
     ) async throws -> ResultTable {
+        table.materialize()
         guard table.columns.first == "user_id" else {
             throw MismatchedColumns(description: "@kmeans needs user_id as the first column, not \(table.columns.first ?? "nothing")")
         }

@@ -154,8 +154,7 @@ struct PipesController: Sendable {
             readOnly: !pipe.writes
         ) { connection in
             let before = try await Self.tableReads(connection)
-            // The query's result (libpq's copy of every row) is freed once converted: only the table holds the rows.
-            var table = try ResultTable(try await connection.query(pipe.query(values)))
+            var table = ResultTable(try await connection.query(pipe.query(values)))
             if let kmeans = pipe.kmeans {
                 table = try await kmeans.run(
                     consume table,
@@ -211,7 +210,7 @@ struct PipeOutput {
                 body: table.body(
                     .json,
                     prefix: #"{"meta":[\#(meta.joined(separator: ","))],"data":"#,
-                    suffix: #","rows":\#(table.rows.count),"statistics":\#(statistics)}"#
+                    suffix: #","rows":\#(table.count),"statistics":\#(statistics)}"#
                 )
             )
         case .ndjson:
