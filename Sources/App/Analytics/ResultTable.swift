@@ -14,12 +14,15 @@ struct ResultTable: ResponseGenerator, Sendable {
     var columns: [String]
     /// Column types as the hosted platform names them (`Int64`, `Float64`, `String`, `DateTime`, `Array(String)`…).
     var types: [String]
-    /// The rows as values, once converted (`materialize`); empty while they are still the query's result.
-    var rows: [[JSONValue]] = []
     var format: Format = .json
     /// The query's rows and column types, converted one row at a time as they are written: an answer then holds
     /// libpq's copy of its rows only, where converting them all first held that and the converted rows together.
-    private var result: (rows: PostgresRows, types: [PostgresType])?
+    private let result: PostgresRows
+    private let resultTypes: [PostgresType]
+    /// Columns added after the first (`insertColumns`): each one's values, by row of the query.
+    private var inserted: [[JSONValue]] = []
+    /// The order rows are written in, as rows of the query (`reorder`); nil for the query's own.
+    private var order: [Int]?
 
     /// The rows of `result`, converted by column type as they are written: integers, numbers, booleans, JSON, times
     /// (ISO-8601 UTC), arrays and text.
@@ -28,24 +31,44 @@ struct ResultTable: ResponseGenerator, Sendable {
         self.format = format
         let types = result.columns?.types ?? []
         self.types = types.map(Self.typeName)
-        self.result = (result, types)
+        self.result = result
+        self.resultTypes = types
     }
 
     /// How many rows.
-    var count: Int { result?.rows.count ?? rows.count }
+    var count: Int { result.count }
 
-    /// Converts every row into `rows` (to change them in Swift) and lets the query's result go.
-    mutating func materialize() {
-        guard let result else { return }
-        rows = result.rows.indices.map { cells($0) }
-        self.result = nil
+    /// The value of the query's column `column` in its row `row`.
+    func value(row: Int, column: Int) -> JSONValue {
+        Self.value(result[row], column: column, type: resultTypes[column])
     }
 
-    /// Row `index` as values.
+    /// Adds columns after the first, each with its values by row of the query (`assign_clusters`' cluster and
+    /// distance): a column of values, where growing every row's cells would copy them all.
+    mutating func insertColumns(_ added: [(name: String, type: String, values: [JSONValue])]) {
+        precondition(!columns.isEmpty && added.allSatisfy { $0.values.count == count }, "one value per row, after a first column")
+        columns.insert(contentsOf: added.map(\.name), at: 1)
+        types.insert(contentsOf: added.map(\.type), at: 1)
+        inserted.insert(contentsOf: added.map(\.values), at: 0)
+    }
+
+    /// Writes the rows in `order` (rows of the query, each once).
+    mutating func reorder(_ order: [Int]) {
+        precondition(order.count == count, "every row once")
+        self.order = order
+    }
+
+    /// Row `index` of the answer as values.
     private func cells(_ index: Int) -> [JSONValue] {
-        guard let result else { return rows[index] }
-        let row = result.rows[index]
-        return result.types.indices.map { Self.value(row, column: $0, type: result.types[$0]) }
+        let source = order?[index] ?? index
+        let row = result[source]
+        var cells: [JSONValue] = []
+        cells.reserveCapacity(resultTypes.count + inserted.count)
+        for column in resultTypes.indices {
+            cells.append(Self.value(row, column: column, type: resultTypes[column]))
+            if column == 0 { for values in inserted { cells.append(values[source]) } }
+        }
+        return cells
     }
 
     static func value(_ row: PostgresRow, column: Int, type: PostgresType) -> JSONValue {
@@ -117,7 +140,7 @@ struct ResultTable: ResponseGenerator, Sendable {
     /// A response body: `prefix`, the rows as `text`, then `suffix`. An answer of at most `chunkRows` rows is one
     /// buffer, sent with its length. A longer one is written and sent `chunkRows` rows at a time (chunked transfer
     /// encoding), each chunk once the connection has taken the previous one, so the server never holds the whole
-    /// text: `assign_clusters` answers every user (700,000 rows at ten million events), and text built in one buffer
+    /// text: `assign_clusters` answers every user (494,000 rows at ten million events), and text built in one buffer
     /// grows by doubling, so a 150 MB answer held up to three times that while it was copied.
     func body(_ text: RowText, prefix: String = "", suffix: String = "") -> ResponseBody {
         let keys = columns.map { JSONValue.string($0).jsonText + ":" }

@@ -10,8 +10,8 @@ extension KMeansStep {
     /// Clusters the users of `table` (the pipe's SQL result), stores their clusters in `user_features` through
     /// `connection` (the pipe's transaction, under the caller's row-level security), and answers every row with its
     /// `cluster_id` and `distance` after `user_id`, by cluster, distance and user. The k-means itself runs on
-    /// `threadPool`, away from the tasks that serve requests. The table is taken, not copied: every user's row gains
-    /// two cells in place (at ten million events, 580,000 rows).
+    /// `threadPool`, away from the tasks that serve requests. The answer is the query's rows with the two columns added,
+    /// written in that order.
     func run(
         _ table: consuming ResultTable,
         values: [String: PipeValue],
@@ -19,7 +19,6 @@ extension KMeansStep {
         on connection: PostgresConnection,
         threadPool: NIOThreadPool
     ) async throws -> ResultTable {
-        table.materialize()
         guard table.columns.first == "user_id" else {
             throw MismatchedColumns(description: "@kmeans needs user_id as the first column, not \(table.columns.first ?? "nothing")")
         }
@@ -32,10 +31,12 @@ extension KMeansStep {
         func integer(_ name: String, default: Int) -> Int {
             if case .text(let text)? = values[name], let number = Int(text) { number } else { `default` }
         }
-        let users = table.rows.map { row -> String in if case .string(let user) = row[0] { user } else { "" } }
-        let points = table.rows.map { row in
+        // The users and their features are read from the query's rows, which the answer then writes with the
+        // clusters added: the rows are never all converted at once (at ten million events, 494,000 users).
+        let users = (0..<table.count).map { row -> String in if case .string(let user) = table.value(row: row, column: 0) { user } else { "" } }
+        let points = (0..<table.count).map { row in
             indices.map { index -> Double? in
-                switch row[index] {
+                switch table.value(row: row, column: index) {
                 case .int(let number): Double(number)
                 case .double(let number): number
                 default: nil
@@ -54,27 +55,19 @@ extension KMeansStep {
             """
         )
 
-        // The rows gain their cluster and distance, then are put in order (moving rows, not copying them). Each row
-        // is rebuilt at its new size: inserting into it doubled its capacity, and the answer's memory with it.
-        table.columns.insert(contentsOf: ["cluster_id", "distance"], at: 1)
-        table.types.insert(contentsOf: ["Int32", "Float64"], at: 1)
-        for (index, assignment) in result.assignments.enumerated() {
-            let old = table.rows[index]
-            var row: [JSONValue] = []
-            row.reserveCapacity(old.count + 2)
-            row.append(old[0])
-            row.append(.int(assignment.cluster))
-            row.append(.double((assignment.distance * 10_000).rounded() / 10_000))
-            row.append(contentsOf: old[1...])
-            table.rows[index] = row
-        }
-        let order = table.rows.indices.sorted { lhs, rhs in
-            let (left, right) = (result.assignments[lhs], result.assignments[rhs])
-            if left.cluster != right.cluster { return left.cluster < right.cluster }
-            if left.distance != right.distance { return left.distance < right.distance }
-            return users[lhs] < users[rhs]
-        }
-        table.rows = order.map { table.rows[$0] }
+        // Each row gains its cluster and distance after user_id, and the rows are written by cluster, distance, user.
+        table.insertColumns([
+            ("cluster_id", "Int32", result.assignments.map { .int($0.cluster) }),
+            ("distance", "Float64", result.assignments.map { .double(($0.distance * 10_000).rounded() / 10_000) }),
+        ])
+        table.reorder(
+            (0..<table.count).sorted { lhs, rhs in
+                let (left, right) = (result.assignments[lhs], result.assignments[rhs])
+                if left.cluster != right.cluster { return left.cluster < right.cluster }
+                if left.distance != right.distance { return left.distance < right.distance }
+                return users[lhs] < users[rhs]
+            }
+        )
         return table
     }
 }
