@@ -36,6 +36,8 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        // The C library's malloc extensions (malloc_trim), header only.
+        .systemLibrary(name: "CMalloc"),
         // Our typed Swift layer over libpq: connections, pool, queries, rows, COPY, LISTEN/NOTIFY.
         .target(
             name: "Postgres",
@@ -62,6 +64,7 @@ let package = Package(
         .target(
             name: "App",
             dependencies: [
+                "CMalloc",
                 "Postgres",
                 "EmbeddedPostgres",
                 "Migrations",

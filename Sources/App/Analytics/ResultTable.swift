@@ -1,8 +1,11 @@
+import CMalloc
 import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOPosix
 import Postgres
+import Synchronization
 
 /// Rows with named columns, answered as a JSON array of objects (keys in column order, `null` for NULL) or as CSV
 /// (`format=csv`): one shape for every analytics endpoint, so CSV always equals the JSON.
@@ -154,22 +157,40 @@ struct ResultTable: ResponseGenerator, Sendable {
             first.write(suffix)
             return ResponseBody(byteBuffer: first.buffer)
         }
-        return ResponseBody { [self, first] writer in
+        let pending = Pending(self)
+        return ResponseBody { [first] writer in
             var chunk = first
             var start = 0
             while start < count {
                 let end = min(start + Self.chunkRows, count)
-                writeRows(start..<end, text, keys: keys, to: &chunk)
-                if end == count {
-                    writeEnd(text, to: &chunk)
-                    chunk.write(suffix)
+                pending.table.withLock { table in
+                    guard let table else { return }
+                    table.writeRows(start..<end, text, keys: keys, to: &chunk)
+                    if end == count {
+                        table.writeEnd(text, to: &chunk)
+                        chunk.write(suffix)
+                    }
                 }
                 try await writer.write(chunk.buffer)
                 chunk = ByteBufferText()
                 start = end
             }
             try await writer.finish(nil)
+            // The rows go now, not when the connection lets the body go; a long answer's memory is then handed back
+            // to the system (glibc keeps freed memory for reuse: the server stayed at 224 MB after assign_clusters
+            // answered 494,000 users, away from its 50 MB at rest).
+            pending.table.withLock { $0 = nil }
+            if count >= Self.trimRows { try? await NIOThreadPool.singleton.runIfActive { Memory.returnFreed() } }
         }
+    }
+
+    /// Answers of at least this many rows hand their freed memory back to the system once written.
+    static let trimRows = 50_000
+
+    /// The table a streamed answer writes, let go once written.
+    private final class Pending: Sendable {
+        let table: Mutex<ResultTable?>
+        init(_ table: ResultTable) { self.table = Mutex(table) }
     }
 
     private func writeStart(_ text: RowText, to target: inout some TextOutputStream) {
@@ -236,4 +257,15 @@ struct ByteBufferText: TextOutputStream {
     var buffer = ByteBuffer()
 
     mutating func write(_ string: String) { buffer.writeString(string) }
+}
+
+/// The process's heap.
+enum Memory {
+    /// Hands the heap's free memory back to the system (glibc's `malloc_trim`), where the allocator would keep it
+    /// for reuse: after a long answer, so that the server's resident size falls back.
+    static func returnFreed() {
+        #if os(Linux)
+            _ = malloc_trim(0)
+        #endif
+    }
 }
