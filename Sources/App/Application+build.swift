@@ -133,7 +133,6 @@ func buildRouter(
         failedLogins: config.loginRateLimit > 0 ? RateLimiter(rate: Double(config.loginRateLimit) / 60, burst: config.loginRateLimit * 2) : nil
     ).addRoutes(to: router, authenticated: authenticated)
     TokensController(tokens: tokens, workspaces: WorkspaceDirectory(pool: pool, tokens: tokens, catalog: catalog)).addRoutes(to: authenticated)
-    let queryTimeout = "\(config.queryTimeout)s"
     PipesController(pool: pool, catalog: catalog, queryTimeout: config.queryTimeout).addRoutes(to: authenticated)
     EventsController(
         ingestor: EventIngestor(
@@ -145,9 +144,9 @@ func buildRouter(
         maxBodySize: config.maxBodySize,
         defaultTimeZone: config.dbTimeZone,
         requireIngestToken: config.requireIngestToken,
-        statementTimeout: queryTimeout
+        queryTimeout: config.queryTimeout
     ).addRoutes(to: router, authenticated: authenticated)
-    AnalyticsController(pool: pool, defaultTimeZone: config.dbTimeZone, statementTimeout: queryTimeout)
+    AnalyticsController(pool: pool, defaultTimeZone: config.dbTimeZone, queryTimeout: config.queryTimeout)
         .addRoutes(to: authenticated.group().add(middleware: RequirePermission(permission: .readAnalytics)))
     realtime.addRoutes(to: router)
     return router

@@ -508,34 +508,34 @@ struct AuthTests {
             let identity = try #require(try await APITokenStore(pool: pool).grant(for: tenantToken))
             let scope = Identity.token(identity).dataScope
             #expect(scope == DataScope(workspaceID: Workspace.defaultID, tenantID: "t1"))
-            let seen = try await pool.withReadAccess(scope) { connection in
+            let seen = try await pool.withReadAccess(scope, timeout: 15) { connection in
                 try await connection.query("SELECT tenant_id, session_id FROM events").decode((String?, String?).self)
             }
             #expect(seen.count == 3)
             #expect(seen.allSatisfy { $0.0 == "t1" })
             // The whole workspace without a tenant; nothing of another workspace.
-            let all = try await pool.withReadAccess(DataScope(workspaceID: Workspace.defaultID)) { connection in
+            let all = try await pool.withReadAccess(DataScope(workspaceID: Workspace.defaultID), timeout: 15) { connection in
                 try await connection.query("SELECT count(*) FROM events")[0].decode(Int.self, at: 0)
             }
             #expect(all == 5)
-            let otherWorkspace = try await pool.withReadAccess(DataScope(workspaceID: 999)) { connection in
+            let otherWorkspace = try await pool.withReadAccess(DataScope(workspaceID: 999), timeout: 15) { connection in
                 try await connection.query("SELECT count(*) FROM events")[0].decode(Int.self, at: 0)
             }
             #expect(otherWorkspace == 0)
             // Quarantined rows have no tenant: the workspace sees the one above, a tenant sees none.
-            let quarantined = try await pool.withReadAccess(DataScope(workspaceID: Workspace.defaultID)) { connection in
+            let quarantined = try await pool.withReadAccess(DataScope(workspaceID: Workspace.defaultID), timeout: 15) { connection in
                 try await connection.query("SELECT count(*) FROM quarantine")[0].decode(Int.self, at: 0)
             }
-            let quarantinedForTenant = try await pool.withReadAccess(scope) { connection in
+            let quarantinedForTenant = try await pool.withReadAccess(scope, timeout: 15) { connection in
                 try await connection.query("SELECT count(*) FROM quarantine")[0].decode(Int.self, at: 0)
             }
             #expect(quarantined == 1 && quarantinedForTenant == 0)
             // The reader role cannot see users or tokens, nor write.
             await #expect(throws: PostgresError.self) {
-                try await pool.withReadAccess(scope) { connection in try await connection.query("SELECT count(*) FROM api_tokens") }
+                try await pool.withReadAccess(scope, timeout: 15) { connection in try await connection.query("SELECT count(*) FROM api_tokens") }
             }
             await #expect(throws: PostgresError.self) {
-                try await pool.withReadAccess(scope) { connection in
+                try await pool.withReadAccess(scope, timeout: 15) { connection in
                     try await connection.execute("UPDATE events SET tenant_id = 't1'")
                 }
             }

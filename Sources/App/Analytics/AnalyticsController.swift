@@ -12,8 +12,8 @@ struct AnalyticsController: Sendable {
     let pool: PostgresPool
     /// The zone of day and week boundaries when a request gives no `tz` (`DB_TIMEZONE`).
     var defaultTimeZone = "UTC"
-    /// Longest a query may run before it is cancelled (408): `QUERY_TIMEOUT_SECONDS`.
-    var statementTimeout = "15s"
+    /// Seconds a query may run before it is cancelled (408): `QUERY_TIMEOUT_SECONDS`.
+    var queryTimeout = 15
 
     func addRoutes(to router: RouterGroup<AuthenticatedContext>) {
         router.get("/api/analytics/sessions", use: sessions)
@@ -72,7 +72,7 @@ struct AnalyticsController: Sendable {
     /// Runs one query through the read path of API requests (the caller's rows only, read-only, statement timeout),
     /// with enough memory for the hash aggregates of a month of events, so they do not spill to disk.
     func table(_ query: PostgresQuery, common: Common) async throws -> ResultTable {
-        try await pool.withReadAccess(common.scope, statementTimeout: statementTimeout, workMem: "64MB") { connection in
+        try await pool.withReadAccess(common.scope, timeout: queryTimeout, workMem: "64MB") { connection in
             ResultTable(try await connection.query(query), format: common.format)
         }
     }

@@ -30,7 +30,7 @@ public struct AppConfig: Sendable {
     /// Connections in the PostgreSQL pool.
     public var databasePoolSize: Int
     /// Seconds a read (analytics, event aggregates, pipes) may run before PostgreSQL cancels it and the client gets
-    /// 408; a pipe file's `@timeout` replaces it for that pipe.
+    /// 408; a pipe file's `@timeout`, if longer, for that pipe.
     public var queryTimeout: Int
     public var logLevel: Logger.Level
     /// Whether `serve` applies pending migrations at start-up.

@@ -21,13 +21,14 @@ extension PostgresPool {
     /// Runs `body` the way every read made for an API request runs: in a read-only transaction, as the role
     /// `analytics_reader` (or `analytics_tenant_reader` for a tenant), with `app.workspace_id` and `app.tenant_id`
     /// set for the row-level security policies of `events`, `user_features` and `quarantine`, and with a statement
-    /// timeout. So a query sees only `scope`'s rows even when its SQL forgets to filter them. `readOnly: false` is
-    /// for pipes that update rows (`@writes`): the roles may update only what migration 0006 grants, under the same
-    /// policies.
+    /// timeout of `timeout` seconds (`QUERY_TIMEOUT_SECONDS`, or a pipe's longer `@timeout`; no default, so no read
+    /// escapes the setting). So a query sees only `scope`'s rows even when its SQL forgets to filter them.
+    /// `readOnly: false` is for pipes that update rows (`@writes`): the roles may update only what migration 0006
+    /// grants, under the same policies.
     func withReadAccess<Result>(
         isolation: isolated (any Actor)? = #isolation,
         _ scope: DataScope,
-        statementTimeout: String = "15s",
+        timeout: Int,
         workMem: String = "64MB",
         readOnly: Bool = true,
         _ body: (PostgresConnection) async throws -> Result
@@ -39,7 +40,7 @@ extension PostgresPool {
                 """
                 SELECT set_config('app.workspace_id', \(String(scope.workspaceID)), true),
                        set_config('app.tenant_id', \(scope.tenantID ?? ""), true),
-                       set_config('statement_timeout', \(statementTimeout), true),
+                       set_config('statement_timeout', \("\(timeout)s"), true),
                        set_config('work_mem', \(workMem), true),
                        set_config('jit', 'off', true),
                        set_config('role', \(scope.readerRole), true)

@@ -14,8 +14,8 @@ struct EventsController: Sendable {
     var defaultTimeZone = "UTC"
     /// `REQUIRE_INGEST_TOKEN`: `/api/events` posts need a token too.
     let requireIngestToken: Bool
-    /// Longest a read may run before it is cancelled (408): `QUERY_TIMEOUT_SECONDS`.
-    var statementTimeout = "15s"
+    /// Seconds a read may run before it is cancelled (408): `QUERY_TIMEOUT_SECONDS`.
+    var queryTimeout = 15
 
     /// Posts to `/api/events` may be anonymous (seed 004); everything else needs a token or a login.
     func addRoutes(to router: Router<AppRequestContext>, authenticated: RouterGroup<AuthenticatedContext>) {
@@ -70,7 +70,7 @@ struct EventsController: Sendable {
             throw APIError.validation([.init(loc: ["path", "id"], msg: "must be a whole number", type: "int_parsing")])
         }
         let scope = context.identity.dataScope
-        let rows = try await pool.withReadAccess(scope, statementTimeout: statementTimeout) { connection in
+        let rows = try await pool.withReadAccess(scope, timeout: queryTimeout) { connection in
             try await connection.query(
                 "\(unsafeSQL: EventResponse.selectList) FROM events WHERE workspace_id = \(scope.workspaceID) AND id = \(id)"
             )
@@ -113,7 +113,7 @@ struct EventsController: Sendable {
         let timeZone = query.timeZone(default: defaultTimeZone)
         try query.finish()
         let scope = context.identity.dataScope
-        let rows = try await pool.withReadAccess(scope, statementTimeout: statementTimeout) { connection in
+        let rows = try await pool.withReadAccess(scope, timeout: queryTimeout) { connection in
             try await connection.query(
                 """
                 SELECT time_bucket(\(bucket)::interval, time, \(timeZone)) AS bucket, page, os, count(*) AS count, avg(duration) AS avg_duration
@@ -187,7 +187,7 @@ struct EventsController: Sendable {
         var query = QueryReader(request.uri.queryParameters)
         let limit = query.integer("limit", default: 100, range: 1...10_000)
         try query.finish()
-        let rows = try await pool.withReadAccess(scope, statementTimeout: statementTimeout) { connection in
+        let rows = try await pool.withReadAccess(scope, timeout: queryTimeout) { connection in
             try await connection.query(
                 """
                 SELECT received_at, error, line FROM quarantine
@@ -244,7 +244,7 @@ struct EventsController: Sendable {
     }
 
     func findEvent(eventID: String, scope: DataScope) async throws -> StoredEvent? {
-        let rows = try await pool.withReadAccess(scope, statementTimeout: statementTimeout) { connection in
+        let rows = try await pool.withReadAccess(scope, timeout: queryTimeout) { connection in
             try await connection.query(
                 "\(unsafeSQL: EventResponse.selectList) FROM events WHERE workspace_id = \(scope.workspaceID) AND event_id = \(eventID) ORDER BY time LIMIT 1"
             )

@@ -150,7 +150,7 @@ struct PipesController: Sendable {
         let started = ContinuousClock.now
         let (table, read) = try await pool.withReadAccess(
             context.identity.dataScope,
-            statementTimeout: "\(timeout(of: pipe))s",
+            timeout: timeout(of: pipe),
             readOnly: !pipe.writes
         ) { connection in
             let before = try await Self.tableReads(connection)
