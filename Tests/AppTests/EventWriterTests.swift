@@ -142,9 +142,28 @@ struct EventWriterTests {
                 """
             )[0].decode(Int.self, at: 0)
             #expect(missing == 2)
+            // Their visitors were numbered as they were stored (migration 0014's trigger): the new one drew a number.
+            let numbers = try await pool.query(
+                """
+                SELECT e.user_id, e.visitor_id, v.id FROM events e JOIN visitors v ON v.visitor = e.user_id
+                WHERE e.user_id IN ('raw', 'u1') ORDER BY e.user_id, e.time
+                """
+            ).decode((String, Int?, Int).self)
+            #expect(numbers.count == 3)
+            #expect(numbers.allSatisfy { $0.1 == $0.2 })
             let rows = try await VisitorHours(pool: pool).rebuild(workspaceID: 1)
             try await expectVisitorHoursMatchEvents(pool)
             #expect(rows == 7)
+            // An event whose visitor changes gets the new visitor's number, and none once it has no visitor.
+            try await pool.execute("UPDATE events SET user_id = 'renamed' WHERE user_id = 'raw'")
+            try await pool.execute("UPDATE events SET user_id = NULL, session_id = NULL WHERE user_id = 'u2'")
+            let changed = try await pool.query(
+                """
+                SELECT (SELECT e.visitor_id = v.id FROM events e JOIN visitors v ON v.visitor = 'renamed' WHERE e.user_id = 'renamed'),
+                       (SELECT visitor_id IS NULL FROM events WHERE user_id IS NULL AND session_id IS NULL)
+                """
+            )[0].decode((Bool, Bool).self)
+            #expect(changed == (true, true))
         }
     }
 

@@ -43,6 +43,34 @@ struct MigrationTests {
         #expect(event == ("page_view", false, true))
     }
 
+    @Test("upgrading numbers the visitors of the events already stored (0014): users, else sessions, per workspace")
+    func visitorNumbersOfStoredEvents() async throws {
+        let pool = try await TestDatabase.makePool()
+        let migrations = try Migrator.bundled()
+        try await Migrator(migrations: migrations.filter { $0.version < 14 }, logger: TestDatabase.logger).migrate(pool)
+        try await pool.execute("INSERT INTO workspaces (name) VALUES ('second')")
+        try await pool.execute(
+            """
+            INSERT INTO events (workspace_id, user_id, session_id) VALUES
+                (1, 'ann', 's1'), (1, 'ann', 's2'), (1, NULL, 's3'), (1, NULL, NULL), (2, 'ann', 's1')
+            """
+        )
+        try await Migrator(migrations: migrations, logger: TestDatabase.logger).migrate(pool)
+        let numbers = try await pool.query(
+            """
+            SELECT e.workspace_id, coalesce(e.user_id, e.session_id), e.visitor_id, v.id
+            FROM events e LEFT JOIN visitors v ON v.workspace_id = e.workspace_id AND v.visitor = coalesce(e.user_id, e.session_id)
+            ORDER BY e.id
+            """
+        ).decode((Int, String?, Int?, Int?).self)
+        #expect(numbers.count == 5)
+        #expect(numbers.allSatisfy { $0.2 == $0.3 })
+        #expect(numbers.map { $0.2 == nil } == [false, false, false, true, false])
+        // Ann is one visitor in workspace 1 (two sessions) and another in workspace 2.
+        #expect(numbers[0].2 == numbers[1].2)
+        #expect(Set(numbers.compactMap(\.2)).count == 3)
+    }
+
     @Test("time_bucket works like TimescaleDB's on plain PostgreSQL, in UTC and in a named zone")
     func timeBucket() async throws {
         let pool = try await TestDatabase.makePool()

@@ -48,7 +48,7 @@ func withTestApp(
 }
 
 /// Checks that `visitor_hours` holds exactly the visitor-hours of the stored events (what migration 0011 would
-/// build from them), each visitor numbered once.
+/// build from them), each visitor numbered once, and that every event carries its visitor's number (0014).
 func expectVisitorHoursMatchEvents(_ pool: PostgresPool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
     let mismatches = try await pool.query(
         """
@@ -67,6 +67,14 @@ func expectVisitorHoursMatchEvents(_ pool: PostgresPool, sourceLocation: SourceL
     #expect(mismatches.0 == 0, "visitor-hours without events", sourceLocation: sourceLocation)
     #expect(mismatches.1 == 0, "events without visitor-hours", sourceLocation: sourceLocation)
     #expect(mismatches.2 == 0, "visitors numbered twice", sourceLocation: sourceLocation)
+    let misnumbered = try await pool.query(
+        """
+        SELECT count(*) FROM events e
+        LEFT JOIN visitors v ON v.workspace_id = e.workspace_id AND v.visitor = coalesce(e.user_id, e.session_id)
+        WHERE e.visitor_id IS DISTINCT FROM v.id
+        """
+    )[0].decode(Int.self, at: 0)
+    #expect(misnumbered == 0, "events without their visitor's number", sourceLocation: sourceLocation)
     let rows = try await pool.query("SELECT count(*) FROM visitor_hours")[0].decode(Int.self, at: 0)
     let events = try await pool.query("SELECT count(*) FROM events")[0].decode(Int.self, at: 0)
     #expect((rows == 0) == (events == 0), "visitor_hours is empty only without events", sourceLocation: sourceLocation)

@@ -12,7 +12,7 @@
 -- Distinct (period, visitor, session) groups first: a hash aggregate, where count(DISTINCT …) would sort every event.
 WITH groups AS (
     SELECT time_bucket(('1 ' || :time_frame)::interval, time) AS period,
-           coalesce(user_id, session_id) AS visitor, session_id, count(*) AS events
+           visitor_id AS visitor, session_id, count(*) AS events
     FROM events
     WHERE workspace_id = :workspace_id
       AND time >= now() - :time_range AND time <= now()

@@ -10,7 +10,7 @@
 -- @column avg_duration     average duration of the events that carry one, in seconds
 SELECT event_type,
        count(*) AS events,
-       count(DISTINCT coalesce(user_id, session_id)) AS unique_users,
+       count(DISTINCT visitor_id) AS unique_users,
        count(DISTINCT session_id) AS unique_sessions,
        round(avg(duration)::numeric, 2)::float8 AS avg_duration
 FROM events

@@ -8,7 +8,7 @@
 -- @column last_view        time of the latest view
 SELECT page,
        count(*) AS views,
-       count(DISTINCT coalesce(user_id, session_id)) AS unique_visitors,
+       count(DISTINCT visitor_id) AS unique_visitors,
        max(time) AS last_view
 FROM events
 WHERE workspace_id = :workspace_id

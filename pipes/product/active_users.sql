@@ -12,7 +12,7 @@
 -- By default it reads all time: 12 s at ten million events (bench/RESULTS.md), so it may run 120 s (@timeout) where
 -- the server's query timeout is shorter.
 WITH pairs AS (
-    SELECT time_bucket('1 day', time) AS day, coalesce(user_id, session_id) AS visitor, count(*) AS events
+    SELECT time_bucket('1 day', time) AS day, visitor_id AS visitor, count(*) AS events
     FROM events
     WHERE workspace_id = :workspace_id
       AND event_type = :event_type

@@ -12,9 +12,9 @@
 -- @column last_used        latest use in the range
 SELECT feature,
        count(*) AS uses,
-       count(DISTINCT coalesce(user_id, session_id)) AS unique_users,
+       count(DISTINCT visitor_id) AS unique_users,
        count(DISTINCT session_id) AS unique_sessions,
-       round(count(*)::numeric / nullif(count(DISTINCT coalesce(user_id, session_id)), 0), 2)::float8 AS uses_per_user,
+       round(count(*)::numeric / nullif(count(DISTINCT visitor_id), 0), 2)::float8 AS uses_per_user,
        min(time) AS first_used,
        max(time) AS last_used
 FROM events

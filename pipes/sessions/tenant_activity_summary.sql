@@ -18,7 +18,7 @@
 -- a million events, 20 s at ten million (bench/RESULTS.md), so it may run 120 s (@timeout) where the server's query
 -- timeout is shorter.
 WITH groups AS (
-    SELECT tenant_id, session_id, coalesce(user_id, session_id) AS visitor,
+    SELECT tenant_id, session_id, visitor_id AS visitor,
            count(*) AS events,
            count(*) FILTER (WHERE event_type IN ('page_view', 'pageview')) AS page_views,
            sum(duration) AS duration_sum,
@@ -30,7 +30,7 @@ WITH groups AS (
       AND (:from_date IS NULL OR time >= :from_date)
       AND (:to_date IS NULL OR time <= :to_date)
       AND (:include_bots OR NOT is_bot)
-    GROUP BY tenant_id, session_id, coalesce(user_id, session_id)
+    GROUP BY tenant_id, session_id, visitor_id
 ),
 sessions AS (
     SELECT tenant_id,

@@ -194,13 +194,13 @@ struct AnalyticsController: Sendable {
         // the most room for the steps after it. Each step is one CTE keyed by visitor (and session if asked) that
         // reads only its own page's events, through the page index (migration 0010) and with the planner's
         // statistics for that page; one shared CTE of all step events, filtered per step, was estimated at a few
-        // hundred rows whatever its size.
+        // hundred rows whatever its size. Visitors are their numbers (migration 0014): steps sort and join bigints.
         let key = withinSession ? "visitor, session_id" : "visitor"
         func stepEvents(_ index: Int) -> PostgresQuery {
             """
-            SELECT coalesce(user_id, session_id) AS visitor, session_id, time, id
+            SELECT visitor_id AS visitor, session_id, time, id
                 FROM events
-                WHERE \(common.filter) AND page = \(steps[index]) AND coalesce(user_id, session_id) IS NOT NULL
+                WHERE \(common.filter) AND page = \(steps[index]) AND visitor_id IS NOT NULL
             """
         }
         var sql: PostgresQuery = """
@@ -263,7 +263,7 @@ struct AnalyticsController: Sendable {
         return try await table(
             """
             WITH e AS NOT MATERIALIZED (
-                SELECT page, session_id, coalesce(user_id, session_id) AS visitor, duration, referrer_domain, time, id
+                SELECT page, session_id, visitor_id AS visitor, duration, referrer_domain, time, id
                 FROM events
                 WHERE \(common.filter)
             ),
@@ -350,9 +350,9 @@ struct AnalyticsController: Sendable {
                 """
         } else {
             activity = """
-                SELECT coalesce(user_id, session_id) AS visitor, time
+                SELECT visitor_id AS visitor, time
                 FROM events
-                WHERE \(common.filter) AND coalesce(user_id, session_id) IS NOT NULL
+                WHERE \(common.filter) AND visitor_id IS NOT NULL
                 """
         }
         // A window of at most 60 periods fits each visitor's active periods in the bits of one bigint (period n is bit
@@ -468,7 +468,7 @@ struct AnalyticsController: Sendable {
         return try await table(
             """
             WITH s AS (
-                SELECT DISTINCT ON (session_id) coalesce(user_id, session_id) AS visitor, \(unsafeSQL: dimensions.joined(separator: ", "))
+                SELECT DISTINCT ON (session_id) visitor_id AS visitor, \(unsafeSQL: dimensions.joined(separator: ", "))
                 FROM events
                 WHERE \(common.filter) AND session_id IS NOT NULL
                 ORDER BY session_id, time, id

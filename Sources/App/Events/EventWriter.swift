@@ -19,8 +19,8 @@ public struct StoredEvent: Sendable, Equatable {
 /// in the batch, so concurrent requests share commits; up to `concurrency` such transactions run at once. Records whose `event_id` is already stored in the workspace
 /// (or repeated in the batch) are not stored again. A failed write fails exactly the requests in the batch; when
 /// the failure is not the database being unavailable, the requests are retried one by one so that one bad request
-/// does not fail the others. Each transaction also adds its events to `event_counts`, their visitors' active hours
-/// to `visitor_hours` (numbering new visitors in `visitors`) and, when the writer has an `instanceID`, announces the
+/// does not fail the others. Each transaction numbers new visitors in `visitors` (the events carry their visitor's
+/// number, `visitor_id`), adds its events to `event_counts`, their visitors' active hours to `visitor_hours` and, when the writer has an `instanceID`, announces the
 /// new ids on the realtime channel (`RealtimeNotice`), which PostgreSQL delivers to the listening servers only once
 /// the transaction commits. Committed events are published on `committed` for this server's realtime delivery.
 public final class EventWriter: Service, Sendable {
@@ -189,12 +189,18 @@ public final class EventWriter: Service, Sendable {
             let ids = try await connection.query(
                 "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, \(rows.count))"
             ).decode((Int).self)
-            var copyRows: [[String?]] = []
-            copyRows.reserveCapacity(rows.count)
-            for (id, row) in zip(ids, rows) { copyRows.append([String(id)] + row.copyValues) }
-            try await connection.copy(into: "events", columns: ["id"] + EventRecord.copyColumns, rows: copyRows)
+            // Visitors are numbered first: each event is stored with its visitor's number (migration 0014).
             let activity = VisitorActivity(rows)
             let (visitorIDs, numbered) = try await numberVisitors(activity, on: connection)
+            var copyRows: [[String?]] = []
+            copyRows.reserveCapacity(rows.count)
+            for (id, row) in zip(ids, rows) {
+                let visitorID = (row.userID ?? row.sessionID).flatMap {
+                    visitorIDs[VisitorActivity.Visitor(workspaceID: row.workspaceID, visitor: $0)]
+                }
+                copyRows.append([String(id), visitorID.map(String.init)] + row.copyValues)
+            }
+            try await connection.copy(into: "events", columns: ["id", "visitor_id"] + EventRecord.copyColumns, rows: copyRows)
             try await countAndAnnounce(rows, ids: ids, activity: activity, visitorIDs: visitorIDs, on: connection)
             var nextID = ids.makeIterator()
             let stored = outcomes.map { outcome in

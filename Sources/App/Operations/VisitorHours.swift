@@ -12,21 +12,11 @@ public struct VisitorHours: Sendable {
 
     public init(pool: PostgresPool) { self.pool = pool }
 
-    /// Rebuilds all of a workspace's visitor-hours, numbering the visitors `visitors` lacks; returns how many it has.
+    /// Rebuilds all of a workspace's visitor-hours; returns how many it has. (Every event carries its visitor's
+    /// number: the writer writes it, and a trigger numbers events stored around the writer, migration 0014.)
     @discardableResult
     public func rebuild(workspaceID: Int) async throws -> Int {
         try await pool.withTransaction { connection in
-            try await connection.execute(
-                """
-                INSERT INTO visitors (workspace_id, visitor)
-                SELECT workspace_id, coalesce(user_id, session_id)
-                FROM events
-                WHERE workspace_id = \(workspaceID) AND coalesce(user_id, session_id) IS NOT NULL
-                GROUP BY 1, 2
-                ORDER BY 2
-                ON CONFLICT DO NOTHING
-                """
-            )
             try await Self.recount(workspaceID: workspaceID, hours: nil, on: connection)
             return try await connection.query("SELECT count(*) FROM visitor_hours WHERE workspace_id = \(workspaceID)")[0].decode(Int.self, at: 0)
         }
@@ -51,10 +41,9 @@ public struct VisitorHours: Sendable {
         try await connection.execute(
             """
             INSERT INTO visitor_hours (workspace_id, hour, tenant_id, is_bot, visitor_id)
-            SELECT DISTINCT e.workspace_id, date_trunc('hour', e.time, 'UTC'), e.tenant_id, e.is_bot, v.id
+            SELECT DISTINCT e.workspace_id, date_trunc('hour', e.time, 'UTC'), e.tenant_id, e.is_bot, e.visitor_id
             FROM events e
-            JOIN visitors v ON v.workspace_id = e.workspace_id AND v.visitor = coalesce(e.user_id, e.session_id)
-            WHERE e.workspace_id = \(workspaceID) AND (\(from)::timestamptz IS NULL OR e.time >= \(from)) AND (\(to)::timestamptz IS NULL OR e.time < \(to))
+            WHERE e.visitor_id IS NOT NULL AND e.workspace_id = \(workspaceID) AND (\(from)::timestamptz IS NULL OR e.time >= \(from)) AND (\(to)::timestamptz IS NULL OR e.time < \(to))
             ON CONFLICT DO NOTHING
             """
         )
