@@ -264,7 +264,6 @@ public final class EventWriter: Service, Sendable {
             }
         }
 
-        var visitors: [Visitor]
         var hours: [Hour]
 
         init(_ rows: [EventRecord]) {
@@ -275,7 +274,6 @@ public final class EventWriter: Service, Sendable {
                 hours.insert(Hour(visitor: Visitor(workspaceID: row.workspaceID, visitor: key), hour: hour, tenantID: row.tenantID, isBot: row.isBot))
             }
             self.hours = hours.sorted()
-            self.visitors = Set(hours.map(\.visitor)).sorted()
         }
 
         /// The visitors of `rows`, each once, in key order.
