@@ -203,9 +203,7 @@ public final class EventWriter: Service, Sendable {
             var copyRows: [[String?]] = []
             copyRows.reserveCapacity(rows.count)
             for (id, row) in zip(ids, rows) {
-                let visitorID = (row.userID ?? row.sessionID).flatMap {
-                    visitorIDs[VisitorActivity.Visitor(workspaceID: row.workspaceID, visitor: $0)]
-                }
+                let visitorID = VisitorActivity.Visitor(row).flatMap { visitorIDs[$0] }
                 copyRows.append([String(id), visitorID.map(String.init)] + row.copyValues)
             }
             try await connection.copy(into: "events", columns: ["id", "visitor_id"] + EventRecord.copyColumns, rows: copyRows)
@@ -248,6 +246,17 @@ public final class EventWriter: Service, Sendable {
             var workspaceID: Int
             var visitor: String
             static func < (lhs: Self, rhs: Self) -> Bool { (lhs.workspaceID, lhs.visitor) < (rhs.workspaceID, rhs.visitor) }
+
+            init(workspaceID: Int, visitor: String) {
+                self.workspaceID = workspaceID
+                self.visitor = visitor
+            }
+
+            /// The visitor of `row`: its user, else its session; nil when it has neither.
+            init?(_ row: EventRecord) {
+                guard let key = row.userID ?? row.sessionID else { return nil }
+                self.init(workspaceID: row.workspaceID, visitor: key)
+            }
         }
 
         struct Hour: Hashable, Comparable {
@@ -269,16 +278,16 @@ public final class EventWriter: Service, Sendable {
         init(_ rows: [EventRecord]) {
             var hours: Set<Hour> = []
             for row in rows {
-                guard let key = row.userID ?? row.sessionID else { continue }
+                guard let visitor = Visitor(row) else { continue }
                 let hour = Int((row.time.timeIntervalSince1970 / 3600).rounded(.down)) * 3600
-                hours.insert(Hour(visitor: Visitor(workspaceID: row.workspaceID, visitor: key), hour: hour, tenantID: row.tenantID, isBot: row.isBot))
+                hours.insert(Hour(visitor: visitor, hour: hour, tenantID: row.tenantID, isBot: row.isBot))
             }
             self.hours = hours.sorted()
         }
 
         /// The visitors of `rows`, each once, in key order.
         static func visitors(of rows: [EventRecord]) -> [Visitor] {
-            Set(rows.compactMap { row in (row.userID ?? row.sessionID).map { Visitor(workspaceID: row.workspaceID, visitor: $0) } }).sorted()
+            Set(rows.compactMap(Visitor.init)).sorted()
         }
     }
 
