@@ -69,7 +69,7 @@ struct WorkspaceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workspace",
         abstract: "Create and list workspaces; rebuild one's visitor-hours.",
-        subcommands: [Create.self, List.self, RebuildVisitorHours.self]
+        subcommands: [Create.self, List.self, RebuildRollups.self]
     )
 
     struct Create: AsyncParsableCommand {
@@ -102,10 +102,12 @@ struct WorkspaceCommand: AsyncParsableCommand {
         }
     }
 
-    struct RebuildVisitorHours: AsyncParsableCommand {
+    struct RebuildRollups: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "rebuild-visitor-hours",
-            abstract: "Rebuild a workspace's visitor-hours (what retention reads) from its events, after events were written around the server."
+            commandName: "rebuild-rollups",
+            abstract:
+                "Rebuild a workspace's visitor-hours and session totals (what retention and the session pipes read) from its events, after events were written around the server.",
+            aliases: ["rebuild-visitor-hours"]
         )
         @OptionGroup var common: CommonOptions
         @Argument(help: "The workspace's name.") var name: String
@@ -113,8 +115,9 @@ struct WorkspaceCommand: AsyncParsableCommand {
         func run() async throws {
             try await withDatabase(common) { database, _ in
                 let workspace = try await workspaceID(named: name, in: database)
-                let rows = try await VisitorHours(pool: database.pool).rebuild(workspaceID: workspace)
-                print("workspace \(name): \(rows) visitor-hours")
+                let hours = try await VisitorHours(pool: database.pool).rebuild(workspaceID: workspace)
+                let sessions = try await SessionTotals(pool: database.pool).rebuild(workspaceID: workspace)
+                print("workspace \(name): \(hours) visitor-hours, \(sessions) session totals")
             }
         }
     }

@@ -92,7 +92,9 @@ struct EventWriterTests {
         await pool.close()
     }
 
-    @Test("concurrent batches keep visitor_hours exact: hours, tenants (none, empty, named), bots, duplicates, new and known visitors")
+    @Test(
+        "concurrent batches keep visitor_hours and session totals exact: hours, tenants (none, empty, named), bots, duplicates, new and known visitors, clicks, durations, countries"
+    )
     func visitorHours() async throws {
         // Small batches, two at a time, of records that share visitors, hours and tenants across batches.
         try await Self.withWriter(maxBatchRows: 7, concurrency: 2) { writer, pool in
@@ -104,6 +106,11 @@ struct EventWriterTests {
                         record.time = start.addingTimeInterval(Double(index % 9) * 1_900)
                         record.tenantID = [nil, "", "t1", "t2"][index % 4]
                         record.isBot = index % 5 == 0
+                        // What session totals add up: types, clicks, durations, countries (several at the same time).
+                        record.eventType = ["page_view", "click", "pageview", "signup"][index % 4]
+                        record.clicks = index % 6 == 1 ? 3 : nil
+                        record.duration = index % 3 == 0 ? Double(index) * 0.37 : nil
+                        record.country = [nil, "US", "DE", "FR"][index % 4]
                         if index % 7 == 0 { record.userID = nil }  // the session is the visitor
                         if index % 11 == 0 {
                             record.userID = nil
@@ -117,11 +124,11 @@ struct EventWriterTests {
             }
             let stored = try await pool.query("SELECT count(*) FROM events")[0].decode(Int.self, at: 0)
             #expect(stored == 150)
-            try await expectVisitorHoursMatchEvents(pool)
+            try await expectRollupsMatchEvents(pool)
         }
     }
 
-    @Test("events written around the writer get their visitor-hours from a rebuild, which keeps the others")
+    @Test("events written around the writer get their visitor-hours and session totals from a rebuild, which keeps the others")
     func rebuildVisitorHours() async throws {
         try await Self.withWriter { writer, pool in
             _ = try await writer.write((0..<5).map { Self.record($0) })
@@ -151,9 +158,16 @@ struct EventWriterTests {
             ).decode((String, Int?, Int).self)
             #expect(numbers.count == 3)
             #expect(numbers.allSatisfy { $0.1 == $0.2 })
+            // Nor have their sessions totals: one session is new, the other's totals lack an event.
+            let totals = try await pool.query(
+                "SELECT session_id, events FROM session_totals WHERE session_id IN ('raw-s', 's1') ORDER BY session_id"
+            ).decode((String, Int).self)
+            #expect(totals.map(\.0) == ["s1"])
             let rows = try await VisitorHours(pool: pool).rebuild(workspaceID: 1)
-            try await expectVisitorHoursMatchEvents(pool)
+            let sessions = try await SessionTotals(pool: pool).rebuild(workspaceID: 1)
+            try await expectRollupsMatchEvents(pool)
             #expect(rows == 7)
+            #expect(sessions == 7)
             // An event whose visitor changes gets the new visitor's number, and none once it has no visitor.
             try await pool.execute("UPDATE events SET user_id = 'renamed' WHERE user_id = 'raw'")
             try await pool.execute("UPDATE events SET user_id = NULL, session_id = NULL WHERE user_id = 'u2'")

@@ -43,7 +43,9 @@ struct MigrationTests {
         #expect(event == ("page_view", false, true))
     }
 
-    @Test("upgrading numbers the visitors of the events already stored (0014): users, else sessions, per workspace")
+    @Test(
+        "upgrading numbers the visitors of the events already stored (0014): users, else sessions, per workspace; and adds up their sessions (0015)"
+    )
     func visitorNumbersOfStoredEvents() async throws {
         let pool = try await TestDatabase.makePool()
         let migrations = try Migrator.bundled()
@@ -69,6 +71,16 @@ struct MigrationTests {
         // Ann is one visitor in workspace 1 (two sessions) and another in workspace 2.
         #expect(numbers[0].2 == numbers[1].2)
         #expect(Set(numbers.compactMap(\.2)).count == 3)
+        // The upgrade also adds up their sessions' totals (0015), with their visitors' numbers; the event without a
+        // session has none.
+        let sessions = try await pool.query(
+            """
+            SELECT t.workspace_id, t.session_id, t.events, t.visitor_id = e.visitor_id
+            FROM session_totals t JOIN events e ON e.workspace_id = t.workspace_id AND e.session_id = t.session_id
+            ORDER BY 1, 2
+            """
+        ).decode((Int, String, Int, Bool).self)
+        #expect(sessions.map { "\($0.0) \($0.1) \($0.2) \($0.3)" } == ["1 s1 1 true", "1 s2 1 true", "1 s3 1 true", "2 s1 1 true"])
     }
 
     @Test("time_bucket works like TimescaleDB's on plain PostgreSQL, in UTC and in a named zone")

@@ -41,7 +41,7 @@ struct RetentionTests {
             #expect(left == ["edge-new", "kept0", "kept1", "kept2", "new0", "new1"])
             let ids = try await pool.query("SELECT count(*) FROM event_ids")[0].decode(Int.self, at: 0)
             #expect(ids == 7)
-            try await expectVisitorHoursMatchEvents(pool)
+            try await expectRollupsMatchEvents(pool)
             let quarantined = try await pool.query("SELECT count(*) FROM quarantine")[0].decode(Int.self, at: 0)
             #expect(quarantined == 0)
             // A second pass finds nothing more; without windows nothing is deleted.

@@ -48,8 +48,29 @@ func withTestApp(
 }
 
 /// Checks that `visitor_hours` holds exactly the visitor-hours of the stored events (what migration 0011 would
-/// build from them), each visitor numbered once, and that every event carries its visitor's number (0014).
-func expectVisitorHoursMatchEvents(_ pool: PostgresPool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+/// build from them), each visitor numbered once, that every event carries its visitor's number (0014), and that
+/// `session_totals` holds exactly the totals of the stored events' sessions (0015; durations to a millionth).
+func expectRollupsMatchEvents(_ pool: PostgresPool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let sessions = try await pool.query(
+        """
+        WITH kept AS (
+            SELECT workspace_id, session_id, tenant_id, user_id, is_bot, visitor_id, events, page_views, clicks,
+                   round(duration_sum::numeric, 6) AS duration_sum, first_time, last_time, country, country_time
+            FROM session_totals
+        ), expected AS (
+            SELECT workspace_id, session_id, tenant_id, user_id, is_bot, visitor_id, events, page_views, clicks,
+                   round(duration_sum::numeric, 6), first_time, last_time, country, country_time
+            FROM session_totals_of_events
+        )
+        SELECT (SELECT count(*) FROM (TABLE kept EXCEPT ALL TABLE expected) extra),
+               (SELECT count(*) FROM (TABLE expected EXCEPT ALL TABLE kept) missing),
+               (SELECT count(*) FROM session_totals)
+        """
+    )[0].decode((Int, Int, Int).self)
+    #expect(sessions.0 == 0, "session totals that the events do not add up to", sourceLocation: sourceLocation)
+    #expect(sessions.1 == 0, "sessions of events without their totals", sourceLocation: sourceLocation)
+    let sessionEvents = try await pool.query("SELECT count(*) FROM events WHERE session_id IS NOT NULL")[0].decode(Int.self, at: 0)
+    #expect((sessions.2 == 0) == (sessionEvents == 0), "session_totals is empty only without sessions", sourceLocation: sourceLocation)
     let mismatches = try await pool.query(
         """
         WITH kept AS (

@@ -20,10 +20,10 @@ public struct StoredEvent: Sendable, Equatable {
 /// (or repeated in the batch) are not stored again. A failed write fails exactly the requests in the batch; when
 /// the failure is not the database being unavailable, the requests are retried one by one so that one bad request
 /// does not fail the others. New visitors are numbered in `visitors` first, in a short transaction of their own (the
-/// events carry their visitor's number, `visitor_id`). Each transaction adds its events to `event_counts`, their
-/// visitors' active hours to `visitor_hours` and, when the writer has an `instanceID`, announces the
-/// new ids on the realtime channel (`RealtimeNotice`), which PostgreSQL delivers to the listening servers only once
-/// the transaction commits. Committed events are published on `committed` for this server's realtime delivery.
+/// events carry their visitor's number, `visitor_id`). Each transaction adds its events to `event_counts` and to
+/// their sessions' `session_totals`, their visitors' active hours to `visitor_hours` and, when the writer has an
+/// `instanceID`, announces the new ids on the realtime channel (`RealtimeNotice`), which PostgreSQL delivers to the
+/// listening servers only once the transaction commits. Committed events are published on `committed` for this server's realtime delivery.
 public final class EventWriter: Service, Sendable {
     /// What happened to each record of a `write`, in order.
     public enum Outcome: Sendable, Equatable {
@@ -291,6 +291,66 @@ public final class EventWriter: Service, Sendable {
         }
     }
 
+    /// What a batch adds to each session's row of `session_totals` (migration 0015), in key order, so that concurrent
+    /// batches lock the same rows in the same order. Computed as `session_totals_of_events` computes a row.
+    struct SessionAdditions {
+        struct Key: Hashable, Comparable {
+            var workspaceID: Int
+            var sessionID: String
+            var tenantID: String?
+            var userID: String?
+            var isBot: Bool
+            static func < (lhs: Self, rhs: Self) -> Bool { lhs.order < rhs.order }
+            private var order: (Int, String, String, Int, String, Int) {
+                (workspaceID, sessionID, tenantID ?? "", tenantID == nil ? 0 : 1, userID ?? "", (userID == nil ? 0 : 2) + (isBot ? 1 : 0))
+            }
+        }
+
+        struct Totals {
+            var events = 0
+            var pageViews = 0
+            var clicks = 0
+            var durationSum: Double?
+            var first: Date
+            var last: Date
+            var country: String?
+            var countryTime: Date?
+        }
+
+        var rows: [(key: Key, totals: Totals)]
+
+        init(_ records: [EventRecord]) {
+            var totals: [Key: Totals] = [:]
+            for record in records {
+                guard let sessionID = record.sessionID else { continue }
+                let key = Key(
+                    workspaceID: record.workspaceID,
+                    sessionID: sessionID,
+                    tenantID: record.tenantID,
+                    userID: record.userID,
+                    isBot: record.isBot
+                )
+                var entry = totals[key] ?? Totals(first: record.time, last: record.time)
+                entry.events += 1
+                if record.eventType == "page_view" || record.eventType == "pageview" { entry.pageViews += 1 }
+                entry.clicks += record.clicks ?? (record.eventType == "click" ? 1 : 0)
+                if let duration = record.duration { entry.durationSum = (entry.durationSum ?? 0) + duration }
+                entry.first = min(entry.first, record.time)
+                entry.last = max(entry.last, record.time)
+                // The latest country; of those named at the same latest time, the least.
+                if let country = record.country {
+                    if entry.countryTime.map({ record.time > $0 }) ?? true {
+                        (entry.country, entry.countryTime) = (country, record.time)
+                    } else if record.time == entry.countryTime, country < entry.country ?? country {
+                        entry.country = country
+                    }
+                }
+                totals[key] = entry
+            }
+            rows = totals.sorted { $0.key < $1.key }.map { (key: $0.key, totals: $0.value) }
+        }
+    }
+
     /// The numbers (`visitors.id`) of `visitors`, numbering those new to the database in a transaction of their own
     /// (see `store`). Numbers are remembered once committed (`knownVisitors`; a number never changes), so a batch
     /// of returning visitors costs no statement here.
@@ -356,9 +416,9 @@ public final class EventWriter: Service, Sendable {
         return read
     }
 
-    /// Adds the rows to `event_counts` (in key order, so that concurrent batches lock the same rows in the same
-    /// order), records the visitors' active hours (`visitor_hours`) and, when the writer has an `instanceID`,
-    /// announces their ids: one statement, one round trip.
+    /// Adds the rows to `event_counts` and `session_totals` (in key order, so that concurrent batches lock the same
+    /// rows in the same order), records the visitors' active hours (`visitor_hours`) and, when the writer has an
+    /// `instanceID`, announces their ids: one statement, one round trip.
     private func countAndAnnounce(
         _ rows: [EventRecord],
         ids: [Int],
@@ -380,6 +440,10 @@ public final class EventWriter: Service, Sendable {
             counts[CountKey(workspaceID: row.workspaceID, tenantID: row.tenantID ?? "", day: day), default: 0] += 1
         }
         let keys = counts.keys.sorted()
+        let sessions = SessionAdditions(rows).rows
+        let sessionVisitors = sessions.map { row in
+            visitorIDs[VisitorActivity.Visitor(workspaceID: row.key.workspaceID, visitor: row.key.userID ?? row.key.sessionID)]
+        }
         let notices = instanceID.map { RealtimeNotice.payloads(instance: $0, ids: ids) } ?? []
         // A data-modifying WITH runs whether or not the SELECT reads it.
         try await connection.execute(
@@ -390,6 +454,32 @@ public final class EventWriter: Service, Sendable {
                 FROM unnest(\(keys.map(\.workspaceID)), \(keys.map(\.tenantID)), \(keys.map(\.day)), \(keys.map { counts[$0]! }))
                     AS u(w, t, d, n)
                 ON CONFLICT (workspace_id, tenant_id, day) DO UPDATE SET events = event_counts.events + EXCLUDED.events
+            ), sessions AS (
+                INSERT INTO session_totals AS t (workspace_id, session_id, tenant_id, user_id, is_bot, visitor_id, events, page_views,
+                                                 clicks, duration_sum, first_time, last_time, country, country_time)
+                SELECT w, s, te, us, b, v, n, p, c, d, f, l, co, ct
+                FROM unnest(
+                    \(sessions.map(\.key.workspaceID)), \(sessions.map(\.key.sessionID)), \(sessions.map(\.key.tenantID)),
+                    \(sessions.map(\.key.userID)), \(sessions.map(\.key.isBot)), \(sessionVisitors), \(sessions.map(\.totals.events)),
+                    \(sessions.map(\.totals.pageViews)), \(sessions.map(\.totals.clicks)), \(sessions.map(\.totals.durationSum)),
+                    \(sessions.map { PostgresTimestamp.format($0.totals.first) })::timestamptz[],
+                    \(sessions.map { PostgresTimestamp.format($0.totals.last) })::timestamptz[],
+                    \(sessions.map(\.totals.country)), \(sessions.map { $0.totals.countryTime.map(PostgresTimestamp.format) })::timestamptz[]
+                ) WITH ORDINALITY AS u(w, s, te, us, b, v, n, p, c, d, f, l, co, ct, o)
+                ORDER BY o
+                ON CONFLICT (workspace_id, session_id, tenant_id, user_id, is_bot) DO UPDATE SET
+                    visitor_id = coalesce(t.visitor_id, EXCLUDED.visitor_id),
+                    events = t.events + EXCLUDED.events,
+                    page_views = t.page_views + EXCLUDED.page_views,
+                    clicks = t.clicks + EXCLUDED.clicks,
+                    duration_sum = CASE WHEN t.duration_sum IS NULL THEN EXCLUDED.duration_sum
+                                        ELSE t.duration_sum + coalesce(EXCLUDED.duration_sum, 0) END,
+                    first_time = least(t.first_time, EXCLUDED.first_time),
+                    last_time = greatest(t.last_time, EXCLUDED.last_time),
+                    country = CASE WHEN t.country_time IS NULL OR EXCLUDED.country_time > t.country_time THEN EXCLUDED.country
+                                   WHEN EXCLUDED.country_time = t.country_time THEN least(t.country, EXCLUDED.country)
+                                   ELSE t.country END,
+                    country_time = greatest(t.country_time, EXCLUDED.country_time)
             ), active AS (
                 INSERT INTO visitor_hours (workspace_id, hour, tenant_id, is_bot, visitor_id)
                 SELECT w, to_timestamp(h), t, b, v

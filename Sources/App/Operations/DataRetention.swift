@@ -4,7 +4,7 @@ import Postgres
 import ServiceLifecycle
 
 /// Drops data older than its retention window (SPEC section 7): events after `RETENTION_DAYS` (with their counts,
-/// their visitor-hours and the de-duplication ids first seen that long ago), quarantined rows after
+/// their visitor-hours, their sessions' totals and the de-duplication ids first seen that long ago), quarantined rows after
 /// `QUARANTINE_RETENTION_DAYS`.
 ///
 /// Where `events` is a TimescaleDB hypertable, TimescaleDB's own retention policy drops whole chunks. On plain
@@ -129,8 +129,9 @@ public struct DataRetention: Service {
     }
 
     /// Deletes the visitor-hours (`visitor_hours`) of the hours that end by `end`, workspace by workspace (the index
-    /// leads with it). With `recount`, events before `end` are gone: the hour `end` falls in is recounted from the
-    /// events left in it.
+    /// leads with it), and recounts the session totals (`session_totals`) of the sessions that began before `end`
+    /// from the events left. With `recount`, events before `end` are gone: the hour `end` falls in is recounted from
+    /// the events left in it.
     private func deleteVisitorHours(of workspaces: [Int], before end: Date, recount: Bool) async throws {
         let hour = Date(timeIntervalSince1970: (end.timeIntervalSince1970 / 3600).rounded(.down) * 3600)
         for workspace in workspaces {
@@ -143,6 +144,7 @@ public struct DataRetention: Service {
             if recount, end > hour {
                 try await VisitorHours(pool: pool).recount(workspaceID: workspace, hours: hour..<hour.addingTimeInterval(3600))
             }
+            try await SessionTotals(pool: pool).recount(workspaceID: workspace, sessionsBefore: end)
         }
     }
 
