@@ -599,6 +599,70 @@ struct PipesTests {
         }
     }
 
+    @Test("tenant_activity_summary by hand: sessions inside and across the window's ends, two visitors in a session, events without one")
+    func tenantSummaryByHand() async throws {
+        try await withTestApp { client, pool in
+            func event(_ time: String, _ tenant: String, _ session: String?, _ user: String?, _ type: String, duration: Int? = nil) -> String {
+                var fields = [#""timestamp": "2023-08-0\#(time)Z""#, #""tenant_id": "\#(tenant)""#, #""event_type": "\#(type)""#]
+                if let session { fields.append(#""session_id": "\#(session)""#) }
+                if let user { fields.append(#""user_id": "\#(user)""#) }
+                if let duration { fields.append(#""duration": \#(duration)"#) }
+                return "{" + fields.joined(separator: ", ") + "}"
+            }
+            try await ingest(
+                client,
+                "user_events",
+                [
+                    // t1: session A (user a) from 10:00 to 10:20; session B anonymous at 23:50, then user b at 00:20.
+                    event("1T10:00:00", "t1", "A", "a", "page_view"),
+                    event("1T10:10:00", "t1", "A", "a", "click"),
+                    event("1T10:20:00", "t1", "A", "a", "page_view"),
+                    event("1T23:50:00", "t1", "B", nil, "page_view"),
+                    event("2T00:20:00", "t1", "B", "b", "page_view"),
+                    // t2: session C (user c) whose events carry durations, and an event of c without a session.
+                    event("2T12:00:00", "t2", "C", "c", "page_view", duration: 30),
+                    event("2T12:05:00", "t2", "C", "c", "click", duration: 10),
+                    event("2T13:00:00", "t2", nil, "c", "page_view"),
+                ]
+            )
+            try await expectRollupsMatchEvents(pool)
+            func column(_ rows: [[String: JSONValue]], _ name: String) -> [JSONValue?] { rows.map { $0[name] } }
+            // All time. t1: sessions A and B; visitors a, B (anonymous) and b; 5 events, 4 page views; A lasted 1,200 s
+            // and B 1,800 s (its two visitors' events together). t2: session C; visitor c; 3 events (one without a
+            // session), 2 page views; C's durations add up to 40 s.
+            let all = data(try await pipe(client, "/v0/pipes/tenant_activity_summary.json?token=\(testAdminToken)"))
+            #expect(column(all, "tenant_id") == ["t1", "t2"])
+            #expect(column(all, "sessions") == [2, 1])
+            #expect(column(all, "users") == [3, 1])
+            #expect(column(all, "events") == [5, 3])
+            #expect(column(all, "page_views") == [4, 2])
+            #expect(column(all, "avg_session_duration") == [1500.0, 40.0])
+            // From 10:05 on the 1st to midnight: A's click and last page view (600 s apart), B's first event (0 s).
+            // Both sessions cross an end of the window; C and c's other event are outside it.
+            let window = data(
+                try await pipe(
+                    client,
+                    "/v0/pipes/tenant_activity_summary.json?token=\(testAdminToken)&from_date=2023-08-01%2010:05:00&to_date=2023-08-02%2000:00:00"
+                )
+            )
+            #expect(column(window, "tenant_id") == ["t1"])
+            #expect(column(window, "sessions") == [2])
+            #expect(column(window, "users") == [2])
+            #expect(column(window, "events") == [3])
+            #expect(column(window, "page_views") == [2])
+            #expect(column(window, "avg_session_duration") == [300.0])
+            #expect(column(window, "first_activity") == ["2023-08-01T10:10:00Z"])
+            #expect(column(window, "last_activity") == ["2023-08-01T23:50:00Z"])
+            // Only t2's events without a session, from 12:30: no session, one user, one event.
+            let late = data(try await pipe(client, "/v0/pipes/tenant_activity_summary.json?token=\(testAdminToken)&from_date=2023-08-02%2012:30:00"))
+            #expect(column(late, "tenant_id") == ["t2"])
+            #expect(column(late, "sessions") == [0])
+            #expect(column(late, "users") == [1])
+            #expect(column(late, "events") == [1])
+            #expect(late.first?["avg_session_duration"] == .null)
+        }
+    }
+
     @Test("pipe scopes and tenants: read:<pipe> reads that pipe only; a tenant's token sees its tenant whatever it asks")
     func scopesAndTenants() async throws {
         try await withTestApp { client, _ in
