@@ -4,8 +4,8 @@ import Postgres
 import ServiceLifecycle
 
 /// Drops data older than its retention window (SPEC section 7): events after `RETENTION_DAYS` (with their counts,
-/// their visitor-hours, their sessions' totals and the de-duplication ids first seen that long ago), quarantined rows after
-/// `QUARANTINE_RETENTION_DAYS`.
+/// their visitor-hours, their sessions' totals and the de-duplication ids first seen that long ago), quarantined
+/// rows after `QUARANTINE_RETENTION_DAYS`.
 ///
 /// Where `events` is a TimescaleDB hypertable, TimescaleDB's own retention policy drops whole chunks. On plain
 /// PostgreSQL this service deletes in batches of a few thousand rows, each in its own short transaction, so no
@@ -108,12 +108,12 @@ public struct DataRetention: Service {
             let cutoff = Date().addingTimeInterval(-Double(eventDays) * 86_400)
             if eventsToo {
                 try await pool.execute("DELETE FROM event_counts WHERE events <= 0")
-                try await deleteVisitorHours(of: workspaces, before: cutoff, recount: true)
+                try await trimRollups(of: workspaces, before: cutoff, recount: true)
             } else {
                 // TimescaleDB drops whole one-day chunks once their end is past the cutoff; their counts go with them.
                 try await pool.execute("DELETE FROM event_counts WHERE (day + 1)::timestamp <= (\(cutoff)::timestamptz AT TIME ZONE 'UTC')")
                 let day = Date(timeIntervalSince1970: (cutoff.timeIntervalSince1970 / 86_400).rounded(.down) * 86_400)
-                try await deleteVisitorHours(of: workspaces, before: day, recount: false)
+                try await trimRollups(of: workspaces, before: day, recount: false)
             }
             report.eventIDs = try await deleteInBatches(
                 "DELETE FROM event_ids WHERE ctid = ANY(ARRAY(SELECT ctid FROM event_ids WHERE first_seen < \(cutoff) LIMIT \(batchSize)))"
@@ -132,7 +132,7 @@ public struct DataRetention: Service {
     /// leads with it), and recounts the session totals (`session_totals`) of the sessions that began before `end`
     /// from the events left. With `recount`, events before `end` are gone: the hour `end` falls in is recounted from
     /// the events left in it.
-    private func deleteVisitorHours(of workspaces: [Int], before end: Date, recount: Bool) async throws {
+    private func trimRollups(of workspaces: [Int], before end: Date, recount: Bool) async throws {
         let hour = Date(timeIntervalSince1970: (end.timeIntervalSince1970 / 3600).rounded(.down) * 3600)
         for workspace in workspaces {
             _ = try await deleteInBatches(
