@@ -6,9 +6,9 @@
 -- several tenants or users): its events, page views, clicks (the events' clicks, else one per click event), the sum
 -- of its events' durations (NULL when none carries one), its first and last event, and the latest country named
 -- with the time it was named. Events without a session have no row. The writer adds each batch's events to their
--- rows (ON CONFLICT … DO UPDATE, in key order); the key never changes, and a page keeps a fifth free, so the updates
--- are HOT (no index entry per update). A query over a window reads the rows of the sessions inside it and
--- recomputes from the events those that cross one of its ends. Events written around the writer have no totals
+-- rows (ON CONFLICT … DO UPDATE, in key order); the key never changes, and a page keeps a fifth free, so most
+-- updates are HOT (no new index entry): 70 % where `bench/run` sends the same 1,000 events ten times. A query over a
+-- window reads the rows of the sessions inside it and recomputes from the events those that cross one of its ends. Events written around the writer have no totals
 -- until `workspace rebuild-rollups` runs; data retention deletes the rows of the sessions it deleted and recounts
 -- those it cut.
 CREATE TABLE session_totals (
