@@ -106,7 +106,7 @@ struct WorkspaceCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rebuild-rollups",
             abstract:
-                "Rebuild a workspace's visitor-hours and session totals (what retention and the session pipes read) from its events, after events were written around the server.",
+                "Rebuild a workspace's visitor-hours and session totals (what retention and the tenant activity summary read) from its events, after events were written around the server.",
             aliases: ["rebuild-visitor-hours"]
         )
         @OptionGroup var common: CommonOptions
