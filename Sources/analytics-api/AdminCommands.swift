@@ -68,7 +68,7 @@ struct CreateUser: AsyncParsableCommand {
 struct WorkspaceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workspace",
-        abstract: "Create and list workspaces; rebuild one's visitor-hours.",
+        abstract: "Create and list workspaces; rebuild one's rollups (visitor-hours, session totals).",
         subcommands: [Create.self, List.self, RebuildRollups.self]
     )
 

@@ -23,7 +23,8 @@ public struct StoredEvent: Sendable, Equatable {
 /// events carry their visitor's number, `visitor_id`). Each transaction adds its events to `event_counts` and to
 /// their sessions' `session_totals`, their visitors' active hours to `visitor_hours` and, when the writer has an
 /// `instanceID`, announces the new ids on the realtime channel (`RealtimeNotice`), which PostgreSQL delivers to the
-/// listening servers only once the transaction commits. Committed events are published on `committed` for this server's realtime delivery.
+/// listening servers only once the transaction commits. Committed events are published on `committed` for this
+/// server's realtime delivery.
 public final class EventWriter: Service, Sendable {
     /// What happened to each record of a `write`, in order.
     public enum Outcome: Sendable, Equatable {
@@ -315,6 +316,8 @@ public final class EventWriter: Service, Sendable {
             var last: Date
             var country: String?
             var countryTime: Date?
+            /// The session's visitor under this key (its user, else the session).
+            var visitor: VisitorActivity.Visitor?
         }
 
         var rows: [(key: Key, totals: Totals)]
@@ -330,7 +333,7 @@ public final class EventWriter: Service, Sendable {
                     userID: record.userID,
                     isBot: record.isBot
                 )
-                var entry = totals[key] ?? Totals(first: record.time, last: record.time)
+                var entry = totals[key] ?? Totals(first: record.time, last: record.time, visitor: VisitorActivity.Visitor(record))
                 entry.events += 1
                 if record.eventType == "page_view" || record.eventType == "pageview" { entry.pageViews += 1 }
                 entry.clicks += record.clicks ?? (record.eventType == "click" ? 1 : 0)
@@ -441,9 +444,7 @@ public final class EventWriter: Service, Sendable {
         }
         let keys = counts.keys.sorted()
         let sessions = SessionAdditions(rows).rows
-        let sessionVisitors = sessions.map { row in
-            visitorIDs[VisitorActivity.Visitor(workspaceID: row.key.workspaceID, visitor: row.key.userID ?? row.key.sessionID)]
-        }
+        let sessionVisitors = sessions.map { row in row.totals.visitor.flatMap { visitorIDs[$0] } }
         let notices = instanceID.map { RealtimeNotice.payloads(instance: $0, ids: ids) } ?? []
         // A data-modifying WITH runs whether or not the SELECT reads it.
         try await connection.execute(
