@@ -68,7 +68,7 @@ struct CreateUser: AsyncParsableCommand {
 struct WorkspaceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workspace",
-        abstract: "Create and list workspaces; rebuild one's rollups (visitor-hours, session totals).",
+        abstract: "Create and list workspaces; rebuild one's rollups (visitor-hours and -days, event counts, session totals).",
         subcommands: [Create.self, List.self, RebuildRollups.self]
     )
 
@@ -106,7 +106,7 @@ struct WorkspaceCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rebuild-rollups",
             abstract:
-                "Rebuild a workspace's visitor-hours and session totals (what retention and the tenant activity summary read) from its events, after events were written around the server.",
+                "Rebuild a workspace's visitor-hours, visitor-days, event counts and session totals (what retention, active users and the tenant activity summary read) from its events, after events were written around the server.",
             aliases: ["rebuild-visitor-hours"]
         )
         @OptionGroup var common: CommonOptions
@@ -116,8 +116,9 @@ struct WorkspaceCommand: AsyncParsableCommand {
             try await withDatabase(common) { database, _ in
                 let workspace = try await workspaceID(named: name, in: database)
                 let hours = try await VisitorHours(pool: database.pool).rebuild(workspaceID: workspace)
+                let days = try await VisitorDays(pool: database.pool).rebuild(workspaceID: workspace)
                 let sessions = try await SessionTotals(pool: database.pool).rebuild(workspaceID: workspace)
-                print("workspace \(name): \(hours) visitor-hours, \(sessions) session totals")
+                print("workspace \(name): \(hours) visitor-hours, \(days) visitor-days, \(sessions) session totals")
             }
         }
     }

@@ -93,12 +93,13 @@ struct EventWriterTests {
     }
 
     @Test(
-        "concurrent batches keep visitor_hours and session totals exact: hours, tenants (none, empty, named), bots, duplicates, new and known visitors, clicks, durations, countries"
+        "concurrent batches keep visitor-hours, visitor-days, event counts and session totals exact: hours, days, types, tenants (none, empty, named), bots, duplicates, new and known visitors, clicks, durations, countries"
     )
     func visitorHours() async throws {
         // Small batches, two at a time, of records that share visitors, hours and tenants across batches.
         try await Self.withWriter(maxBatchRows: 7, concurrency: 2) { writer, pool in
-            let start = Date(timeIntervalSince1970: 1_720_000_000)
+            // 22:00 UTC: the events' hours cross midnight, so visitors have two days.
+            let start = Date(timeIntervalSince1970: 1_720_044_000)
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 for index in 0..<200 {
                     tasks.addTask {
@@ -128,7 +129,7 @@ struct EventWriterTests {
         }
     }
 
-    @Test("events written around the writer get their visitor-hours and session totals from a rebuild, which keeps the others")
+    @Test("events written around the writer get their visitor-hours and -days, counts and session totals from a rebuild, which keeps the others")
     func rebuildVisitorHours() async throws {
         try await Self.withWriter { writer, pool in
             _ = try await writer.write((0..<5).map { Self.record($0) })
@@ -163,10 +164,16 @@ struct EventWriterTests {
                 "SELECT session_id, events FROM session_totals WHERE session_id IN ('raw-s', 's1') ORDER BY session_id"
             ).decode((String, Int).self)
             #expect(totals.map(\.0) == ["s1"])
+            // Nor have they visitor-days or counts: the realtime total still counts the writer's five.
+            let counted = try await pool.query("SELECT sum(events)::bigint FROM event_counts")[0].decode(Int.self, at: 0)
+            #expect(counted == 5)
             let rows = try await VisitorHours(pool: pool).rebuild(workspaceID: 1)
+            let days = try await VisitorDays(pool: pool).rebuild(workspaceID: 1)
             let sessions = try await SessionTotals(pool: pool).rebuild(workspaceID: 1)
             try await expectRollupsMatchEvents(pool)
             #expect(rows == 7)
+            // u0…u4 and raw on their days; u1 again as a bot.
+            #expect(days == 7)
             #expect(sessions == 7)
             // An event whose visitor changes gets the new visitor's number, and none once it has no visitor.
             try await pool.execute("UPDATE events SET user_id = 'renamed' WHERE user_id = 'raw'")

@@ -44,7 +44,7 @@ struct MigrationTests {
     }
 
     @Test(
-        "upgrading numbers the visitors of the events already stored (0014): users, else sessions, per workspace; and adds up their sessions (0015)"
+        "upgrading numbers the visitors of the events already stored (0014): users, else sessions, per workspace; adds up their sessions (0015), visitor-days and counts (0016)"
     )
     func visitorNumbersOfStoredEvents() async throws {
         let pool = try await TestDatabase.makePool()
@@ -81,6 +81,20 @@ struct MigrationTests {
             """
         ).decode((Int, String, Int, Bool).self)
         #expect(sessions.map { "\($0.0) \($0.1) \($0.2) \($0.3)" } == ["1 s1 1 true", "1 s2 1 true", "1 s3 1 true", "2 s1 1 true"])
+        // And their visitor-days and counts per day and type (0016): every event counted, those stored around the
+        // writer before it too; Ann once a day in workspace 1; the event without a visitor counted, but no visitor.
+        let days = try await pool.query(
+            """
+            SELECT d.workspace_id, v.visitor, d.event_type, d.day = (SELECT max(time AT TIME ZONE 'UTC')::date FROM events)
+            FROM visitor_days d JOIN visitors v ON v.id = d.visitor_id
+            ORDER BY 1, 2
+            """
+        ).decode((Int, String, String, Bool).self)
+        #expect(days.map { "\($0.0) \($0.1) \($0.2) \($0.3)" } == ["1 ann page_view true", "1 s3 page_view true", "2 ann page_view true"])
+        let counts = try await pool.query(
+            "SELECT workspace_id, tenant_id, event_type, is_bot, events FROM event_counts ORDER BY 1"
+        ).decode((Int, String, String, Bool, Int).self)
+        #expect(counts.map { "\($0.0) '\($0.1)' \($0.2) \($0.3) \($0.4)" } == ["1 '' page_view false 4", "2 '' page_view false 1"])
     }
 
     @Test("time_bucket works like TimescaleDB's on plain PostgreSQL, in UTC and in a named zone")

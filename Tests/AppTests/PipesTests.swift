@@ -599,6 +599,96 @@ struct PipesTests {
         }
     }
 
+    @Test("product active_users by hand: whole days from the rollups, days cut by the range from events, bots, types, tenants")
+    func productActiveUsersByHand() async throws {
+        try await withTestApp { client, pool in
+            try await register(client, "root")
+            let root = try await login(client, "root")
+            let shopToken = try await client.execute(
+                uri: "/v0/workspaces",
+                method: .post,
+                headers: bearer(root),
+                body: ByteBuffer(text: #"{"name": "shop", "templates": ["product"]}"#)
+            ) { response in
+                guard case .string(let token)? = try response.json()["admin_token"] else { throw TestFailure("no admin_token") }
+                return token
+            }
+            func event(
+                _ day: Int,
+                _ time: String,
+                user: String?,
+                session: String?,
+                type: String = "pageview",
+                tenant: String? = nil,
+                bot: Bool = false
+            ) -> String {
+                var fields = [#""timestamp": "2024-10-\#(day) \#(time)""#, #""event_type": "\#(type)""#]
+                if let user { fields.append(#""user_id": "\#(user)""#) }
+                if let session { fields.append(#""session_id": "\#(session)""#) }
+                if let tenant { fields.append(#""tenant_id": "\#(tenant)""#) }
+                if bot { fields.append(#""user_agent": "Googlebot/2.1""#) }
+                return "{" + fields.joined(separator: ", ") + "}"
+            }
+            try await ingest(
+                client,
+                "events",
+                [
+                    // The 26th: u1 three times (once in tenant t2), u2 late, u5 in t2.
+                    event(26, "08:00:00", user: "u1", session: "s1"),
+                    event(26, "09:00:00", user: "u1", session: "s1"),
+                    event(26, "12:00:00", user: "u1", session: "s1b", tenant: "t2"),
+                    event(26, "10:00:00", user: "u5", session: "s5", tenant: "t2"),
+                    event(26, "23:00:00", user: "u2", session: "s2"),
+                    // The 27th: u2 (a page view and a click), an anonymous session s3, a crawler.
+                    event(27, "01:00:00", user: "u2", session: "s2"),
+                    event(27, "02:00:00", user: "u2", session: "s2", type: "click"),
+                    event(27, "12:00:00", user: nil, session: "s3"),
+                    event(27, "13:00:00", user: "u4", session: "s4", bot: true),
+                    // The 28th: u1, and an event of nobody (counted, but no visitor).
+                    event(28, "10:00:00", user: "u1", session: "s1c"),
+                    event(28, "11:00:00", user: nil, session: nil),
+                ],
+                token: shopToken
+            )
+            try await expectRollupsMatchEvents(pool)
+            func days(_ query: String, token: String) async throws -> [String] {
+                let rows = data(try await pipe(client, "/v0/pipes/active_users.json?token=\(token)&\(query)"))
+                return rows.map { row in
+                    guard case .string(let day)? = row["day"], case .int(let users)? = row["active_users"], case .int(let events)? = row["events"]
+                    else { return "\(row)" }
+                    return "\(day.prefix(10)) \(users) \(events)"
+                }
+            }
+            // All time: every day whole. The 26th: u1, u2, u5 (u1 counted once across tenants), 5 page views.
+            #expect(try await days("", token: shopToken) == ["2024-10-26 3 5", "2024-10-27 2 2", "2024-10-28 1 2"])
+            #expect(try await days("include_bots=true", token: shopToken) == ["2024-10-26 3 5", "2024-10-27 3 3", "2024-10-28 1 2"])
+            #expect(try await days("event_type=click", token: shopToken) == ["2024-10-27 1 1"])
+            // A range cutting both its end days: from 09:00 on the 26th (u1 at 08:00 left out, u1 at 09:00 and 12:00 in)
+            // to 10:30 on the 28th (nobody's 11:00 event left out); the 27th whole.
+            #expect(
+                try await days("start_date=2024-10-26%2009:00:00&end_date=2024-10-28%2010:30:00", token: shopToken)
+                    == ["2024-10-26 3 4", "2024-10-27 2 2", "2024-10-28 1 1"]
+            )
+            // Both ends in one day: u1 at 09:00 and u5 at 10:00.
+            #expect(try await days("start_date=2024-10-26%2008:30:00&end_date=2024-10-26%2011:00:00", token: shopToken) == ["2024-10-26 2 2"])
+            // From midnight, without an end: whole days only; an end at midnight takes that instant's day, empty here.
+            #expect(try await days("start_date=2024-10-27%2000:00:00", token: shopToken) == ["2024-10-27 2 2", "2024-10-28 1 2"])
+            #expect(try await days("end_date=2024-10-27%2000:00:00", token: shopToken) == ["2024-10-26 3 5"])
+            // A token of tenant t2 counts only t2's events: u1 at 12:00 and u5 on the 26th.
+            let tenantToken = try await client.execute(
+                uri: "/v0/tokens",
+                method: .post,
+                headers: bearer(shopToken),
+                body: ByteBuffer(text: #"{"name": "t2", "scopes": ["read"], "tenant_id": "t2"}"#)
+            ) { response in
+                guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token") }
+                return token
+            }
+            #expect(try await days("", token: tenantToken) == ["2024-10-26 2 2"])
+            #expect(try await days("start_date=2024-10-26%2011:00:00", token: tenantToken) == ["2024-10-26 1 1"])
+        }
+    }
+
     @Test("tenant_activity_summary by hand: sessions inside and across the window's ends, two visitors in a session, events without one")
     func tenantSummaryByHand() async throws {
         try await withTestApp { client, pool in

@@ -21,8 +21,8 @@ public struct StoredEvent: Sendable, Equatable {
 /// the failure is not the database being unavailable, the requests are retried one by one so that one bad request
 /// does not fail the others. New visitors are numbered in `visitors` first, in a short transaction of their own (the
 /// events carry their visitor's number, `visitor_id`). Each transaction adds its events to `event_counts` and to
-/// their sessions' `session_totals`, their visitors' active hours to `visitor_hours` and, when the writer has an
-/// `instanceID`, announces the new ids on the realtime channel (`RealtimeNotice`), which PostgreSQL delivers to the
+/// their sessions' `session_totals`, their visitors' active hours to `visitor_hours` and days per event type to
+/// `visitor_days` and, when the writer has an `instanceID`, announces the new ids on the realtime channel (`RealtimeNotice`), which PostgreSQL delivers to the
 /// listening servers only once the transaction commits. Committed events are published on `committed` for this
 /// server's realtime delivery.
 public final class EventWriter: Service, Sendable {
@@ -234,14 +234,18 @@ public final class EventWriter: Service, Sendable {
         var tenantID: String
         /// Days since 1970-01-01, UTC.
         var day: Int
+        var eventType: String
+        var isBot: Bool
 
         static func < (lhs: Self, rhs: Self) -> Bool {
-            (lhs.workspaceID, lhs.tenantID, lhs.day) < (rhs.workspaceID, rhs.tenantID, rhs.day)
+            (lhs.workspaceID, lhs.tenantID, lhs.day, lhs.eventType, lhs.isBot ? 1 : 0)
+                < (rhs.workspaceID, rhs.tenantID, rhs.day, rhs.eventType, rhs.isBot ? 1 : 0)
         }
     }
 
-    /// The visitors of a batch and the UTC hours they were active in (`visitors` and `visitor_hours`, migration 0011),
-    /// each once and in key order, so that concurrent batches insert the same keys in the same order.
+    /// The visitors of a batch, the UTC hours they were active in (`visitors` and `visitor_hours`, migration 0011) and
+    /// the UTC days they had events of each type on (`visitor_days`, 0016), each once and in key order, so that
+    /// concurrent batches insert the same keys in the same order.
     struct VisitorActivity {
         struct Visitor: Hashable, Comparable {
             var workspaceID: Int
@@ -274,16 +278,37 @@ public final class EventWriter: Service, Sendable {
             }
         }
 
+        struct Day: Hashable, Comparable {
+            var visitor: Visitor
+            var eventType: String
+            /// Days since 1970-01-01.
+            var day: Int
+            var tenantID: String?
+            var isBot: Bool
+            static func < (lhs: Self, rhs: Self) -> Bool {
+                lhs.order < rhs.order
+            }
+            private var order: (Int, String, Int, String, String, Int) {
+                (visitor.workspaceID, eventType, day, visitor.visitor, tenantID ?? "", (tenantID == nil ? 0 : 2) + (isBot ? 1 : 0))
+            }
+        }
+
         var hours: [Hour]
+        var days: [Day]
 
         init(_ rows: [EventRecord]) {
             var hours: Set<Hour> = []
+            var days: Set<Day> = []
             for row in rows {
                 guard let visitor = Visitor(row) else { continue }
-                let hour = Int((row.time.timeIntervalSince1970 / 3600).rounded(.down)) * 3600
+                let seconds = row.time.timeIntervalSince1970
+                let hour = Int((seconds / 3600).rounded(.down)) * 3600
+                let day = Int((seconds / 86_400).rounded(.down))
                 hours.insert(Hour(visitor: visitor, hour: hour, tenantID: row.tenantID, isBot: row.isBot))
+                days.insert(Day(visitor: visitor, eventType: row.eventType, day: day, tenantID: row.tenantID, isBot: row.isBot))
             }
             self.hours = hours.sorted()
+            self.days = days.sorted()
         }
 
         /// The visitors of `rows`, each once, in key order.
@@ -420,8 +445,8 @@ public final class EventWriter: Service, Sendable {
     }
 
     /// Adds the rows to `event_counts` and `session_totals` (in key order, so that concurrent batches lock the same
-    /// rows in the same order), records the visitors' active hours (`visitor_hours`) and, when the writer has an
-    /// `instanceID`, announces their ids: one statement, one round trip.
+    /// rows in the same order), records the visitors' active hours (`visitor_hours`) and days per event type
+    /// (`visitor_days`) and, when the writer has an `instanceID`, announces their ids: one statement, one round trip.
     private func countAndAnnounce(
         _ rows: [EventRecord],
         ids: [Int],
@@ -429,18 +454,21 @@ public final class EventWriter: Service, Sendable {
         visitorIDs: [VisitorActivity.Visitor: Int],
         on connection: PostgresConnection
     ) async throws {
-        // Every visitor has its number by now (`numberVisitors`). Were one missing, its hour is left out and said.
+        // Every visitor has its number by now (`numberVisitors`). Were one missing, its hours and days are left out
+        // and said.
         let hours = activity.hours.filter { visitorIDs[$0.visitor] != nil }
-        if hours.count < activity.hours.count {
+        let days = activity.days.filter { visitorIDs[$0.visitor] != nil }
+        if hours.count < activity.hours.count || days.count < activity.days.count {
             logger.error(
-                "visitor_hours: visitors without a number; their hours are not recorded",
-                metadata: ["hours": "\(activity.hours.count - hours.count)"]
+                "visitor_hours, visitor_days: visitors without a number; their hours and days are not recorded",
+                metadata: ["hours": "\(activity.hours.count - hours.count)", "days": "\(activity.days.count - days.count)"]
             )
         }
         var counts: [CountKey: Int] = [:]
         for row in rows {
             let day = Int((row.time.timeIntervalSince1970 / 86_400).rounded(.down))
-            counts[CountKey(workspaceID: row.workspaceID, tenantID: row.tenantID ?? "", day: day), default: 0] += 1
+            let key = CountKey(workspaceID: row.workspaceID, tenantID: row.tenantID ?? "", day: day, eventType: row.eventType, isBot: row.isBot)
+            counts[key, default: 0] += 1
         }
         let keys = counts.keys.sorted()
         let sessions = SessionAdditions(rows).rows
@@ -450,11 +478,14 @@ public final class EventWriter: Service, Sendable {
         try await connection.execute(
             """
             WITH counted AS (
-                INSERT INTO event_counts (workspace_id, tenant_id, day, events)
-                SELECT w, t, date '1970-01-01' + d::int, n
-                FROM unnest(\(keys.map(\.workspaceID)), \(keys.map(\.tenantID)), \(keys.map(\.day)), \(keys.map { counts[$0]! }))
-                    AS u(w, t, d, n)
-                ON CONFLICT (workspace_id, tenant_id, day) DO UPDATE SET events = event_counts.events + EXCLUDED.events
+                INSERT INTO event_counts (workspace_id, tenant_id, day, event_type, is_bot, events)
+                SELECT w, t, date '1970-01-01' + d::int, et, b, n
+                FROM unnest(
+                    \(keys.map(\.workspaceID)), \(keys.map(\.tenantID)), \(keys.map(\.day)), \(keys.map(\.eventType)), \(keys.map(\.isBot)),
+                    \(keys.map { counts[$0]! })
+                ) WITH ORDINALITY AS u(w, t, d, et, b, n, o)
+                ORDER BY o
+                ON CONFLICT (workspace_id, tenant_id, day, event_type, is_bot) DO UPDATE SET events = event_counts.events + EXCLUDED.events
             ), sessions AS (
                 INSERT INTO session_totals AS t (workspace_id, session_id, tenant_id, user_id, is_bot, visitor_id, events, page_views,
                                                  clicks, duration_sum, first_time, last_time, country, country_time)
@@ -488,6 +519,15 @@ public final class EventWriter: Service, Sendable {
                     \(hours.map(\.visitor.workspaceID)), \(hours.map(\.hour)), \(hours.map(\.tenantID)), \(hours.map(\.isBot)),
                     \(hours.map { visitorIDs[$0.visitor]! })
                 ) WITH ORDINALITY AS u(w, h, t, b, v, n)
+                ORDER BY n
+                ON CONFLICT DO NOTHING
+            ), typed AS (
+                INSERT INTO visitor_days (workspace_id, event_type, day, visitor_id, tenant_id, is_bot)
+                SELECT w, et, date '1970-01-01' + d::int, v, t, b
+                FROM unnest(
+                    \(days.map(\.visitor.workspaceID)), \(days.map(\.eventType)), \(days.map(\.day)), \(days.map { visitorIDs[$0.visitor]! }),
+                    \(days.map(\.tenantID)), \(days.map(\.isBot))
+                ) WITH ORDINALITY AS u(w, et, d, v, t, b, n)
                 ORDER BY n
                 ON CONFLICT DO NOTHING
             )

@@ -90,13 +90,14 @@ public struct DataRetention: Service {
                     WITH gone AS (
                         DELETE FROM events
                         WHERE ctid = ANY(ARRAY(SELECT ctid FROM events WHERE workspace_id = \(workspace) AND time < \(cutoff) LIMIT \(batchSize)))
-                        RETURNING workspace_id, COALESCE(tenant_id, '') AS tenant_id, (time AT TIME ZONE 'UTC')::date AS day
+                        RETURNING workspace_id, COALESCE(tenant_id, '') AS tenant_id, (time AT TIME ZONE 'UTC')::date AS day, event_type, is_bot
                     ), counted AS (
-                        SELECT workspace_id, tenant_id, day, count(*) AS events FROM gone GROUP BY 1, 2, 3
+                        SELECT workspace_id, tenant_id, day, event_type, is_bot, count(*) AS events FROM gone GROUP BY 1, 2, 3, 4, 5
                     ), updated AS (
                         UPDATE event_counts c SET events = c.events - counted.events
                         FROM counted
                         WHERE c.workspace_id = counted.workspace_id AND c.tenant_id = counted.tenant_id AND c.day = counted.day
+                          AND c.event_type = counted.event_type AND c.is_bot = counted.is_bot
                     )
                     SELECT COALESCE(sum(events), 0)::bigint FROM counted
                     """,
@@ -128,12 +129,13 @@ public struct DataRetention: Service {
         return report
     }
 
-    /// Deletes the visitor-hours (`visitor_hours`) of the hours that end by `end`, workspace by workspace (the index
-    /// leads with it), and recounts the session totals (`session_totals`) of the sessions that began before `end`
-    /// from the events left. With `recount`, events before `end` are gone: the hour `end` falls in is recounted from
-    /// the events left in it.
+    /// Deletes the visitor-hours (`visitor_hours`) of the hours and the visitor-days (`visitor_days`) of the UTC days
+    /// that end by `end`, workspace by workspace (the indexes lead with it), and recounts the session totals
+    /// (`session_totals`) of the sessions that began before `end` from the events left. With `recount`, events
+    /// before `end` are gone: the hour and the day `end` falls in are recounted from the events left in them.
     private func trimRollups(of workspaces: [Int], before end: Date, recount: Bool) async throws {
         let hour = Date(timeIntervalSince1970: (end.timeIntervalSince1970 / 3600).rounded(.down) * 3600)
+        let day = Date(timeIntervalSince1970: (end.timeIntervalSince1970 / 86_400).rounded(.down) * 86_400)
         for workspace in workspaces {
             _ = try await deleteInBatches(
                 """
@@ -143,6 +145,17 @@ public struct DataRetention: Service {
             )
             if recount, end > hour {
                 try await VisitorHours(pool: pool).recount(workspaceID: workspace, hours: hour..<hour.addingTimeInterval(3600))
+            }
+            _ = try await deleteInBatches(
+                """
+                DELETE FROM visitor_days
+                WHERE ctid = ANY(ARRAY(
+                    SELECT ctid FROM visitor_days WHERE workspace_id = \(workspace) AND day < (\(day)::timestamptz AT TIME ZONE 'UTC')::date LIMIT \(batchSize)
+                ))
+                """
+            )
+            if recount, end > day {
+                try await VisitorDays(pool: pool).recount(workspaceID: workspace, day: day)
             }
             try await SessionTotals(pool: pool).recount(workspaceID: workspace, sessionsBefore: end)
         }
