@@ -22,9 +22,9 @@ public struct StoredEvent: Sendable, Equatable {
 /// does not fail the others. New visitors are numbered in `visitors` first, in a short transaction of their own (the
 /// events carry their visitor's number, `visitor_id`). Each transaction adds its events to `event_counts` and to
 /// their sessions' `session_totals`, their visitors' active hours to `visitor_hours` and days per event type to
-/// `visitor_days` and, when the writer has an `instanceID`, announces the new ids on the realtime channel (`RealtimeNotice`), which PostgreSQL delivers to the
-/// listening servers only once the transaction commits. Committed events are published on `committed` for this
-/// server's realtime delivery.
+/// `visitor_days` and, when the writer has an `instanceID`, announces the new ids on the realtime channel
+/// (`RealtimeNotice`), which PostgreSQL delivers to the listening servers only once the transaction commits.
+/// Committed events are published on `committed` for this server's realtime delivery.
 public final class EventWriter: Service, Sendable {
     /// What happened to each record of a `write`, in order.
     public enum Outcome: Sendable, Equatable {

@@ -4,10 +4,10 @@ import Postgres
 /// Recounts `visitor_days` and `event_counts` (migration 0016) from the events, for what the writer did not count as
 /// it stored them.
 ///
-/// The writer keeps both as it stores events; events written around it (SQL or `COPY` straight into `events`, or
-/// stored by a replica older than migration 0016 during an upgrade) count only once `rebuild` runs, and data
-/// retention recounts the visitor-days of the day whose older events it deleted (it takes deleted events off
-/// `event_counts` itself). Each call is one transaction: readers see the old rows until it commits.
+/// The writer keeps both as it stores events; events written around it (SQL or `COPY` straight into `events`) count
+/// only once `rebuild` runs, and data retention recounts the visitor-days of the day whose older events it deleted
+/// (it takes deleted events off `event_counts` itself). Each call is one transaction: readers see the old rows until
+/// it commits.
 public struct VisitorDays: Sendable {
     let pool: PostgresPool
 
