@@ -142,15 +142,7 @@ struct PipesTests {
         try await withTestApp { client, pool in
             try await register(client, "root")
             let root = try await login(client, "root")
-            let shopToken = try await client.execute(
-                uri: "/v0/workspaces",
-                method: .post,
-                headers: bearer(root),
-                body: ByteBuffer(text: #"{"name": "product_analytics", "templates": ["product"]}"#)
-            ) { response in
-                guard case .string(let token)? = try response.json()["admin_token"] else { throw TestFailure("no admin_token") }
-                return token
-            }
+            let shopToken = try await createWorkspace(client, #"{"name": "product_analytics", "templates": ["product"]}"#, auth: bearer(root))
             try await ingest(
                 client,
                 "events",
@@ -417,15 +409,7 @@ struct PipesTests {
                     #"{"user_id": "ub1", "tenant_id": "tenant_b", "avg_session_duration": 7, "total_sessions": 9, "avg_clicks_per_session": 2, "country": "US", "cluster_id": 1}"#,
                 ]
             )
-            let tenantA = try await client.execute(
-                uri: "/v0/tokens",
-                method: .post,
-                headers: adminAuth,
-                body: ByteBuffer(text: #"{"name": "a", "scopes": ["read"], "tenant_id": "tenant_a"}"#)
-            ) { response in
-                guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token") }
-                return token
-            }
+            let tenantA = try await createToken(client, #"{"name": "a", "scopes": ["read"], "tenant_id": "tenant_a"}"#)
             let list = try await client.execute(uri: "/v0/pipes", method: .get, headers: adminAuth) { try $0.json() }
             guard case .array(let pipes)? = list["pipes"] else { throw TestFailure("no pipes") }
             let names = pipes.compactMap { pipe -> String? in if case .object(let o) = pipe, case .string(let n)? = o["name"] { n } else { nil } }
@@ -604,15 +588,7 @@ struct PipesTests {
         try await withTestApp { client, pool in
             try await register(client, "root")
             let root = try await login(client, "root")
-            let shopToken = try await client.execute(
-                uri: "/v0/workspaces",
-                method: .post,
-                headers: bearer(root),
-                body: ByteBuffer(text: #"{"name": "shop", "templates": ["product"]}"#)
-            ) { response in
-                guard case .string(let token)? = try response.json()["admin_token"] else { throw TestFailure("no admin_token") }
-                return token
-            }
+            let shopToken = try await createWorkspace(client, #"{"name": "shop", "templates": ["product"]}"#, auth: bearer(root))
             func event(
                 _ day: Int,
                 _ time: String,
@@ -675,15 +651,7 @@ struct PipesTests {
             #expect(try await days("start_date=2024-10-27%2000:00:00", token: shopToken) == ["2024-10-27 2 2", "2024-10-28 1 2"])
             #expect(try await days("end_date=2024-10-27%2000:00:00", token: shopToken) == ["2024-10-26 3 5"])
             // A token of tenant t2 counts only t2's events: u1 at 12:00 and u5 on the 26th.
-            let tenantToken = try await client.execute(
-                uri: "/v0/tokens",
-                method: .post,
-                headers: bearer(shopToken),
-                body: ByteBuffer(text: #"{"name": "t2", "scopes": ["read"], "tenant_id": "t2"}"#)
-            ) { response in
-                guard case .string(let token)? = try response.json()["token"] else { throw TestFailure("no token") }
-                return token
-            }
+            let tenantToken = try await createToken(client, #"{"name": "t2", "scopes": ["read"], "tenant_id": "t2"}"#, auth: bearer(shopToken))
             #expect(try await days("", token: tenantToken) == ["2024-10-26 2 2"])
             #expect(try await days("start_date=2024-10-26%2011:00:00", token: tenantToken) == ["2024-10-26 1 1"])
         }

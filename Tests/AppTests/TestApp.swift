@@ -150,6 +150,16 @@ let adminAuth: HTTPFields = [.authorization: "Bearer \(testAdminToken)"]
 /// Headers that authenticate with a bearer token.
 func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
 
+/// Creates a workspace through `POST /v0/workspaces` (as `auth`, a logged-in user) and returns its admin token.
+func createWorkspace(_ client: any TestClientProtocol, _ body: String, auth: HTTPFields) async throws -> String {
+    try await client.execute(uri: "/v0/workspaces", method: .post, headers: auth, body: ByteBuffer(text: body)) { response in
+        guard case .string(let token)? = try response.json()["admin_token"] else {
+            throw TestFailure("no admin_token: \(String(buffer: response.body))")
+        }
+        return token
+    }
+}
+
 /// Creates an API token through `POST /v0/tokens` (as the admin token unless `auth` says otherwise) and returns
 /// its secret.
 func createToken(_ client: any TestClientProtocol, _ body: String, auth: HTTPFields = adminAuth) async throws -> String {
