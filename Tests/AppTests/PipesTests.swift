@@ -721,6 +721,101 @@ struct PipesTests {
         }
     }
 
+    @Test("behaviour features by hand: a session of two tenants, one across the window's start, events without a session, ties")
+    func behaviourFeaturesByHand() async throws {
+        try await withTestApp { client, pool in
+            // One time for the two events that tie as u1's latest with a country.
+            let (t7200, t3000, t2400, t1800, t600, t300, t100) = (ago(7200), ago(3000), ago(2400), ago(1800), ago(600), ago(300), ago(100))
+            func event(_ time: String, _ user: String, _ session: String?, _ tenant: String?, _ fields: String) -> String {
+                var all = [#""timestamp": "\#(time)""#, #""user_id": "\#(user)""#]
+                if let session { all.append(#""session_id": "\#(session)""#) }
+                if let tenant { all.append(#""tenant_id": "\#(tenant)""#) }
+                return "{" + (all + [fields]).joined(separator: ", ") + "}"
+            }
+            try await ingest(
+                client,
+                "user_events",
+                [
+                    // S1 names two tenants: one session of u1 all the same, from 7,200 s ago to 2,400 s ago.
+                    event(
+                        t7200,
+                        "u1",
+                        "S1",
+                        "t1",
+                        #""event_type": "page_view", "page": "/a", "device_type": "desktop", "country": "US", "clicks": 2"#
+                    ),
+                    event(t3000, "u1", "S1", "t1", #""event_type": "page_view", "page": "/b", "device_type": "mobile", "country": "FR""#),
+                    event(t2400, "u1", "S1", "t2", #""event_type": "click", "page": "/b", "device_type": "mobile", "country": "DE""#),
+                    // S2's events carry durations: 50 s.
+                    event(t1800, "u1", "S2", "t1", #""event_type": "page_view", "page": "/a", "device_type": "desktop", "duration": 20"#),
+                    event(
+                        t600,
+                        "u1",
+                        "S2",
+                        "t1",
+                        #""event_type": "page_view", "page": "/c", "device_type": "tablet", "duration": 30, "country": "NZ""#
+                    ),
+                    // No session, at the same time as S2's last event: AR and NZ tie as u1's latest country.
+                    event(t600, "u1", nil, "t1", #""event_type": "page_view", "page": "/b", "device_type": "tablet", "country": "AR""#),
+                    // A bot, left out unless asked for.
+                    event(t300, "u1", "S3", "t1", #""event_type": "page_view", "page": "/z", "country": "ZZ", "user_agent": "Googlebot/2.1""#),
+                    event(t100, "u2", "S9", nil, #""event_type": "page_view", "page": "/z", "device_type": "tv", "country": "NZ""#),
+                ]
+            )
+            try await expectRollupsMatchEvents(pool)
+            func iso(_ time: String) -> JSONValue { .string(time.replacingOccurrences(of: " ", with: "T") + "Z") }
+            // u1: sessions S1 (4,800 s, its two tenants' events together; 3 clicks) and S2 (50 s; none): 2,425 s and
+            // 1.5 clicks per session; 6 events; /b three times; desktop, mobile and tablet twice each (alphabetical).
+            let all = data(try await pipe(client, "/v0/pipes/aggregate_user_features.json?token=\(testAdminToken)"))
+            #expect(all.map { $0["user_id"] } == ["u1", "u2"])
+            let u1 = all.first ?? [:]
+            #expect(u1["total_sessions"] == 2)
+            #expect(u1["avg_session_duration"] == 2425.0)
+            #expect(u1["avg_clicks_per_session"] == 1.5)
+            #expect(u1["total_events"] == 6)
+            #expect(u1["most_visited_page"] == "/b")
+            #expect(u1["most_used_device"] == "desktop")
+            #expect(u1["country"] == "AR", "of the countries named last, the least")
+            #expect(u1["first_seen"] == iso(t7200))
+            #expect(u1["last_seen"] == iso(t600))
+            // With the bot: S3 is a third session, and ZZ the latest country.
+            let bots = data(try await pipe(client, "/v0/pipes/aggregate_user_features.json?include_bots=true&token=\(testAdminToken)"))
+            #expect(bots.first?["total_sessions"] == 3)
+            #expect(bots.first?["total_events"] == 7)
+            #expect(bots.first?["country"] == "ZZ")
+            // The last hour: S1 from 3,000 s ago (its t1 page view, then t2's click: 600 s, 1 click), S2 and the event
+            // without a session: 325 s and 0.5 clicks per session, 5 events; mobile and tablet twice each.
+            let hour = data(try await pipe(client, "/v0/pipes/aggregate_user_features.json?since=1%20hour&token=\(testAdminToken)"))
+            #expect(hour.first?["user_id"] == "u1")
+            #expect(hour.first?["total_sessions"] == 2)
+            #expect(hour.first?["avg_session_duration"] == 325.0)
+            #expect(hour.first?["avg_clicks_per_session"] == 0.5)
+            #expect(hour.first?["total_events"] == 5)
+            #expect(hour.first?["first_seen"] == iso(t3000))
+            #expect(hour.first?["most_visited_page"] == "/b")
+            #expect(hour.first?["most_used_device"] == "mobile")
+            let argentina = data(try await pipe(client, "/v0/pipes/aggregate_user_features.json?country=AR&token=\(testAdminToken)"))
+            #expect(argentina.map { $0["user_id"] } == ["u1"])
+            let newZealand = data(try await pipe(client, "/v0/pipes/aggregate_user_features.json?country=NZ&token=\(testAdminToken)"))
+            #expect(newZealand.map { $0["user_id"] } == ["u2"])
+
+            // assign_clusters stores the same features; u1's tenant is the greatest its events name.
+            func stored() async throws -> [String] {
+                try await pool.query(
+                    """
+                    SELECT concat_ws(' ', user_id, tenant_id, total_sessions, avg_session_duration, avg_clicks_per_session,
+                                     most_visited_page, most_used_device, country)
+                    FROM user_features ORDER BY user_id
+                    """
+                ).decode(String.self)
+            }
+            _ = try await pipe(client, "/v0/pipes/assign_clusters.json?k=2&token=\(testAdminToken)")
+            #expect(try await stored() == ["u1 t2 2 2425 1.5 /b desktop AR", "u2 1 0 0 /z tv NZ"])
+            _ = try await pipe(client, "/v0/pipes/assign_clusters.json?k=2&since=1%20hour&token=\(testAdminToken)")
+            #expect(try await stored() == ["u1 t2 2 325 0.5 /b mobile AR", "u2 1 0 0 /z tv NZ"])
+        }
+    }
+
     @Test("pipe scopes and tenants: read:<pipe> reads that pipe only; a tenant's token sees its tenant whatever it asks")
     func scopesAndTenants() async throws {
         try await withTestApp { client, _ in

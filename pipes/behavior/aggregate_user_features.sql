@@ -11,8 +11,8 @@
 -- @column avg_clicks_per_session  clicks (the events' clicks, else one per click event) per session
 -- @column total_events            events
 -- @column most_visited_page       the page with the most events (ties: alphabetical)
--- @column most_used_device        the device type with the most events
--- @column country                 the country of the latest event that names one
+-- @column most_used_device        the device type with the most events (ties: alphabetical)
+-- @column country                 the country of the latest event that names one (of several at that time, the least)
 -- @column first_seen              earliest event
 -- @column last_seen               latest event
 -- Hash aggregates over the window's events give each user's sessions and totals; the page, device and country
@@ -23,7 +23,10 @@
 -- costs a scan for the sessions, none for the latest countries unless a country is asked, and an index read per
 -- returned user (the user index) for their pages and devices. At a million events, in psql: 1.79 → 1.49 s, and
 -- 2.73 → 1.67 s with a country; at limit=100000 (every user) 5.1 → 5.6 s. Equal rows. At ten million events it
--- takes 9 s (bench/RESULTS.md), so it may run 120 s (@timeout) where the server's query timeout is shorter.
+-- takes 7–9 s (bench/RESULTS.md), so it may run 120 s (@timeout) where the server's query timeout is shorter.
+-- Sessions from their totals (migration 0015), as assign_clusters reads them, gave equal rows but did not pay here:
+-- 15 % faster at a million events, no faster at ten million (7.4 → 7.8 s), and a one-day window read every
+-- session's totals (50–80 → 120–150 ms). The cost is the number of sessions grouped, not the events read.
 WITH base AS NOT MATERIALIZED (
     SELECT user_id, session_id, time, page, device_type, country, duration,
            coalesce(clicks, CASE WHEN event_type = 'click' THEN 1 ELSE 0 END) AS clicks
@@ -55,7 +58,7 @@ filter_country AS (
     SELECT DISTINCT ON (user_id) user_id, country
     FROM base
     WHERE :country IS NOT NULL AND country IS NOT NULL
-    ORDER BY user_id, time DESC
+    ORDER BY user_id, time DESC, country
 ),
 chosen AS (
     SELECT user_id, total_sessions, avg_session_duration, avg_clicks_per_session, total_events, first_seen, last_seen
@@ -94,7 +97,7 @@ latest_country AS (
     SELECT DISTINCT ON (user_id) user_id, country
     FROM chosen_events
     WHERE country IS NOT NULL
-    ORDER BY user_id, time DESC
+    ORDER BY user_id, time DESC, country
 )
 SELECT c.user_id,
        c.total_sessions,

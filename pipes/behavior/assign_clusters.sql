@@ -5,7 +5,7 @@
 -- counts as the average), runs k-means on them (k-means++ seeding from a fixed seed, then Lloyd iterations until no
 -- user changes cluster), numbers the clusters 1..k by size, largest first, and stores each user's cluster_id. The
 -- same data gives the same clusters. It is batch work over every user: it may run for 5 minutes (@timeout) where the
--- server's query timeout is shorter (51 s at ten million events, bench/RESULTS.md).
+-- server's query timeout is shorter (26–36 s at ten million events, bench/RESULTS.md).
 -- @writes
 -- @timeout 300
 -- @kmeans avg_session_duration total_sessions avg_clicks_per_session
@@ -21,27 +21,66 @@
 -- @column avg_clicks_per_session  clicks (the events' clicks, else one per click event) per session
 -- @column most_visited_page       the page with the most events (ties: alphabetical)
 -- @column most_used_device        the device type with the most events (ties: alphabetical)
--- @column country                 the country of the latest event that names one
+-- @column country                 the country of the latest event that names one (of several at that time, the least)
 --
 -- The SQL returns the users to cluster, one row each, ordered by user_id (so that the seeding sees the same order
--- every time): the features are computed as aggregate_user_features computes them. The latest country is found by
--- each user's latest time with a country (hash aggregates), not by sorting every event.
-WITH base AS (
-    SELECT user_id, session_id, tenant_id, time, page, device_type, country, duration,
-           coalesce(clicks, CASE WHEN event_type = 'click' THEN 1 ELSE 0 END) AS clicks
+-- every time): the features are computed as aggregate_user_features computes them, from the sessions' totals (and
+-- the events of sessions across the window's ends and of no session), and each user's top page and device from
+-- their events with mode(). At a million events, in psql, the features took 2.4–3.3 s from the events (each user's
+-- pages and devices counted by hash aggregates, the greatest counts joined) and take 1.3–2.0 s; equal rows (all
+-- time, windows cutting sessions at both ends).
+WITH spans AS NOT MATERIALIZED (
+    SELECT user_id, session_id, tenant_id, is_bot, clicks, duration_sum, first_time, last_time, country, country_time
+    FROM session_totals
+    WHERE workspace_id = :workspace_id
+      AND user_id IS NOT NULL
+      AND last_time >= now() - :since AND first_time <= now()
+      AND NOT is_bot
+),
+groups AS NOT MATERIALIZED (
+    -- Sessions inside the window: their totals.
+    SELECT user_id, session_id, tenant_id, clicks, duration_sum, first_time, last_time, country, country_time
+    FROM spans
+    WHERE first_time >= now() - :since AND last_time <= now()
+    UNION ALL
+    -- Sessions across an end of the window: their events inside it, session by session (the session index).
+    SELECT s.user_id, s.session_id, s.tenant_id, t.*
+    FROM spans s
+    CROSS JOIN LATERAL (
+        SELECT sum(coalesce(e.clicks, CASE WHEN e.event_type = 'click' THEN 1 ELSE 0 END)) AS clicks,
+               sum(e.duration) AS duration_sum, min(e.time) AS first_time, max(e.time) AS last_time,
+               (array_agg(e.country ORDER BY e.time DESC, e.country) FILTER (WHERE e.country IS NOT NULL))[1] AS country,
+               max(e.time) FILTER (WHERE e.country IS NOT NULL) AS country_time
+        FROM events e
+        WHERE e.workspace_id = :workspace_id AND e.session_id = s.session_id
+          AND e.tenant_id IS NOT DISTINCT FROM s.tenant_id AND e.user_id = s.user_id AND e.is_bot = s.is_bot
+          AND e.time >= now() - :since AND e.time <= now()
+        HAVING count(*) > 0
+    ) t
+    WHERE s.first_time < now() - :since OR s.last_time > now()
+    UNION ALL
+    -- Events without a session, a row per user and tenant.
+    SELECT user_id, NULL, tenant_id,
+           sum(coalesce(clicks, CASE WHEN event_type = 'click' THEN 1 ELSE 0 END)),
+           sum(duration), min(time), max(time),
+           (array_agg(country ORDER BY time DESC, country) FILTER (WHERE country IS NOT NULL))[1],
+           max(time) FILTER (WHERE country IS NOT NULL)
     FROM events
     WHERE workspace_id = :workspace_id
+      AND session_id IS NULL
       AND user_id IS NOT NULL
       AND time >= now() - :since AND time <= now()
       AND NOT is_bot
+    GROUP BY user_id, tenant_id
 ),
 sessions AS (
-    SELECT user_id, session_id,
-           coalesce(sum(duration), extract(epoch FROM max(time) - min(time))) AS duration,
-           sum(clicks) AS clicks,
-           max(time) FILTER (WHERE country IS NOT NULL) AS country_time,
+    SELECT user_id, session_id, sum(clicks) AS clicks,
+           coalesce(sum(duration_sum), extract(epoch FROM max(last_time) - min(first_time))) AS duration,
+           -- The latest country, as aggregate_user_features finds it.
+           min(ARRAY[lpad(((253402300800 - extract(epoch FROM country_time)) * 1000000)::bigint::text, 19, '0'), country])
+               FILTER (WHERE country IS NOT NULL) AS latest_country,
            max(tenant_id) AS tenant_id
-    FROM base
+    FROM groups
     GROUP BY user_id, session_id
 ),
 per_user AS (
@@ -49,38 +88,28 @@ per_user AS (
            count(session_id)::int AS total_sessions,
            avg(duration) FILTER (WHERE session_id IS NOT NULL) AS avg_session_duration,
            avg(clicks) FILTER (WHERE session_id IS NOT NULL) AS avg_clicks_per_session,
-           max(country_time) AS country_time,
+           (min(latest_country))[2] AS country,
            -- A user's tenant: the greatest, should their events name several (a tenant's token sees only its own).
            max(tenant_id) AS tenant_id
     FROM sessions
     GROUP BY user_id
 ),
--- Each user's top page and device: counts per user and value, the greatest count per user, the first value with it
--- (hash aggregates and a hash join; DISTINCT ON sorted the 400,000 counts of a million events).
-counts AS (
-    SELECT user_id, 'page' AS kind, page AS value, count(*) AS n FROM base WHERE page IS NOT NULL GROUP BY user_id, page
-    UNION ALL
-    SELECT user_id, 'device', device_type, count(*) FROM base WHERE device_type IS NOT NULL GROUP BY user_id, device_type
-),
+-- Each user's most frequent page and device (mode(): of values equally frequent, the first in order). Counting
+-- each user's pages and devices with hash aggregates and joining the greatest counts took twice as long.
 tops AS (
-    SELECT c.user_id, min(c.value) FILTER (WHERE c.kind = 'page') AS page, min(c.value) FILTER (WHERE c.kind = 'device') AS device_type
-    FROM counts c
-    JOIN (SELECT user_id, kind, max(n) AS n FROM counts GROUP BY user_id, kind) m ON m.user_id = c.user_id AND m.kind = c.kind AND m.n = c.n
-    GROUP BY c.user_id
-),
-latest_country AS (
-    SELECT b.user_id, min(b.country) AS country
-    FROM base b
-    JOIN per_user p ON p.user_id = b.user_id AND b.time = p.country_time
-    WHERE b.country IS NOT NULL
-    GROUP BY b.user_id
+    SELECT user_id, mode() WITHIN GROUP (ORDER BY page) AS page, mode() WITHIN GROUP (ORDER BY device_type) AS device_type
+    FROM events
+    WHERE workspace_id = :workspace_id
+      AND user_id IS NOT NULL
+      AND time >= now() - :since AND time <= now()
+      AND NOT is_bot
+    GROUP BY user_id
 ),
 features AS (
     SELECT p.user_id, p.tenant_id, p.avg_session_duration, p.total_sessions, p.avg_clicks_per_session,
-           t.page AS most_visited_page, t.device_type AS most_used_device, lc.country
+           t.page AS most_visited_page, t.device_type AS most_used_device, p.country
     FROM per_user p
     LEFT JOIN tops t ON t.user_id = p.user_id
-    LEFT JOIN latest_country lc ON lc.user_id = p.user_id
 ),
 chosen AS (
     SELECT * FROM features WHERE :country IS NULL OR country = :country
