@@ -106,7 +106,7 @@ struct WorkspaceCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rebuild-rollups",
             abstract:
-                "Rebuild a workspace's visitor-hours, visitor-days, event counts and session totals (what retention, active users and the tenant activity summary read) from its events, after events were written around the server.",
+                "Rebuild a workspace's visitor-hours, visitor-days, event counts and session totals (what retention, active users, the tenant activity summary and assign_clusters read) from its events, after events were written around the server.",
             aliases: ["rebuild-visitor-hours"]
         )
         @OptionGroup var common: CommonOptions
@@ -115,10 +115,10 @@ struct WorkspaceCommand: AsyncParsableCommand {
         func run() async throws {
             try await withDatabase(common) { database, _ in
                 let workspace = try await workspaceID(named: name, in: database)
-                let hours = try await VisitorHours(pool: database.pool).rebuild(workspaceID: workspace)
-                let days = try await VisitorDays(pool: database.pool).rebuild(workspaceID: workspace)
-                let sessions = try await SessionTotals(pool: database.pool).rebuild(workspaceID: workspace)
-                print("workspace \(name): \(hours) visitor-hours, \(days) visitor-days, \(sessions) session totals")
+                let rebuilt = try await Rollups(pool: database.pool).rebuild(workspaceID: workspace)
+                print(
+                    "workspace \(name): \(rebuilt.visitorHours) visitor-hours, \(rebuilt.visitorDays) visitor-days, \(rebuilt.sessionTotals) session totals"
+                )
             }
         }
     }

@@ -167,14 +167,11 @@ struct EventWriterTests {
             // Nor have they visitor-days or counts: the realtime total still counts the writer's five.
             let counted = try await pool.query("SELECT sum(events)::bigint FROM event_counts")[0].decode(Int.self, at: 0)
             #expect(counted == 5)
-            let rows = try await VisitorHours(pool: pool).rebuild(workspaceID: 1)
-            let days = try await VisitorDays(pool: pool).rebuild(workspaceID: 1)
-            let sessions = try await SessionTotals(pool: pool).rebuild(workspaceID: 1)
+            // What `workspace rebuild-rollups` runs.
+            let rebuilt = try await Rollups(pool: pool).rebuild(workspaceID: 1)
             try await expectRollupsMatchEvents(pool)
-            #expect(rows == 7)
-            // u0…u4 and raw on their days; u1 again as a bot.
-            #expect(days == 7)
-            #expect(sessions == 7)
+            // u0…u4 and raw in their hours and on their days; u1 again as a bot.
+            #expect(rebuilt == Rollups.Rebuilt(visitorHours: 7, visitorDays: 7, sessionTotals: 7))
             // An event whose visitor changes gets the new visitor's number, and none once it has no visitor.
             try await pool.execute("UPDATE events SET user_id = 'renamed' WHERE user_id = 'raw'")
             try await pool.execute("UPDATE events SET user_id = NULL, session_id = NULL WHERE user_id = 'u2'")
