@@ -24,11 +24,12 @@
 -- @column country                 the country of the latest event that names one (of several at that time, the least)
 --
 -- The SQL returns the users to cluster, one row each, ordered by user_id (so that the seeding sees the same order
--- every time): the features are computed as aggregate_user_features computes them, from the sessions' totals (and
--- the events of sessions across the window's ends and of no session), and each user's top page and device from
--- their events with mode(). At a million events, in psql, the features took 2.4–3.3 s from the events (each user's
--- pages and devices counted by hash aggregates, the greatest counts joined) and take 1.3–2.0 s; equal rows (all
--- time, windows cutting sessions at both ends).
+-- every time), with the features aggregate_user_features returns. Sessions come from their totals (migration 0015;
+-- those across an end of the window recounted from their events inside it, events without a session read from the
+-- events), as tenant_activity_summary reads them, and each user's top page and device from their events with
+-- mode(). At a million events, in psql, the features took 2.4–3.3 s from the events alone (each user's pages and
+-- devices counted by hash aggregates, the greatest counts joined) and take 1.3–2.0 s; equal rows (all time, windows
+-- cutting sessions at both ends). At ten million, the top pages and devices take 11 s of it, the sessions 9 s.
 WITH spans AS NOT MATERIALIZED (
     SELECT user_id, session_id, tenant_id, is_bot, clicks, duration_sum, first_time, last_time, country, country_time
     FROM session_totals
@@ -76,7 +77,9 @@ groups AS NOT MATERIALIZED (
 sessions AS (
     SELECT user_id, session_id, sum(clicks) AS clicks,
            coalesce(sum(duration_sum), extract(epoch FROM max(last_time) - min(first_time))) AS duration,
-           -- The latest country, as aggregate_user_features finds it.
+           -- The latest country, and the least of those named at that time, found in the aggregates (a join with the
+           -- users' latest times is one the planner cannot estimate): the least pair of (microseconds from then to
+           -- the year 10000, as 19 digits, which sort as numbers do) and the country.
            min(ARRAY[lpad(((253402300800 - extract(epoch FROM country_time)) * 1000000)::bigint::text, 19, '0'), country])
                FILTER (WHERE country IS NOT NULL) AS latest_country,
            max(tenant_id) AS tenant_id
