@@ -724,7 +724,7 @@ struct PipesTests {
     @Test("behaviour features by hand: a session of two tenants, one across the window's start, events without a session, ties")
     func behaviourFeaturesByHand() async throws {
         try await withTestApp { client, pool in
-            // One time for the two events that tie as u1's latest with a country.
+            // Each time taken once: two events share t600 and tie as u1's latest with a country.
             let (t7200, t3000, t2400, t1800, t600, t300, t100) = (ago(7200), ago(3000), ago(2400), ago(1800), ago(600), ago(300), ago(100))
             func event(_ time: String, _ user: String, _ session: String?, _ tenant: String?, _ fields: String) -> String {
                 var all = [#""timestamp": "\#(time)""#, #""user_id": "\#(user)""#]
