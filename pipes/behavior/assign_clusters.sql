@@ -24,55 +24,21 @@
 -- @column country                 the country of the latest event that names one (of several at that time, the least)
 --
 -- The SQL returns the users to cluster, one row each, ordered by user_id (so that the seeding sees the same order
--- every time), with the features aggregate_user_features returns. Sessions come from their totals (migration 0015;
--- those across an end of the window recounted from their events inside it, events without a session read from the
--- events), as tenant_activity_summary reads them, and each user's top page and device from their events with
--- mode(). At a million events, in psql, the features took 2.4–3.3 s from the events alone (each user's pages and
--- devices counted by hash aggregates, the greatest counts joined) and take 1.3–2.0 s; equal rows (all time, windows
--- cutting sessions at both ends). At ten million, the top pages and devices take 11 s of it, the sessions 9 s.
-WITH spans AS NOT MATERIALIZED (
-    SELECT user_id, session_id, tenant_id, is_bot, clicks, duration_sum, first_time, last_time, country, country_time
-    FROM session_totals
-    WHERE workspace_id = :workspace_id
-      AND user_id IS NOT NULL
-      AND last_time >= now() - :since AND first_time <= now()
-      AND NOT is_bot
-),
-groups AS NOT MATERIALIZED (
-    -- Sessions inside the window: their totals.
+-- every time), with the features aggregate_user_features returns. Sessions come from their totals (migration 0015)
+-- through migration 0017's functions, as tenant_activity_summary reads them: the totals of the sessions inside the
+-- window, those across an end of it recounted from their events inside it, and events without a session from the
+-- events. Each user's top page and device come from their events with mode(). At a million events, in psql, the
+-- features took 2.4–3.3 s from the events alone (each user's pages and devices counted by hash aggregates, the
+-- greatest counts joined) and take 1.3–2.0 s; equal rows (all time, windows cutting sessions at both ends). At ten
+-- million, the top pages and devices take 11 s of it, the sessions 9 s.
+WITH groups AS NOT MATERIALIZED (
     SELECT user_id, session_id, tenant_id, clicks, duration_sum, first_time, last_time, country, country_time
-    FROM spans
-    WHERE first_time >= now() - :since AND last_time <= now()
+    FROM session_totals_inside(:workspace_id, now() - :since, now(), false)
+    WHERE user_id IS NOT NULL
     UNION ALL
-    -- Sessions across an end of the window: their events inside it, session by session (the session index).
-    SELECT s.user_id, s.session_id, s.tenant_id, t.*
-    FROM spans s
-    CROSS JOIN LATERAL (
-        SELECT sum(coalesce(e.clicks, CASE WHEN e.event_type = 'click' THEN 1 ELSE 0 END)) AS clicks,
-               sum(e.duration) AS duration_sum, min(e.time) AS first_time, max(e.time) AS last_time,
-               (array_agg(e.country ORDER BY e.time DESC, e.country) FILTER (WHERE e.country IS NOT NULL))[1] AS country,
-               max(e.time) FILTER (WHERE e.country IS NOT NULL) AS country_time
-        FROM events e
-        WHERE e.workspace_id = :workspace_id AND e.session_id = s.session_id
-          AND e.tenant_id IS NOT DISTINCT FROM s.tenant_id AND e.user_id = s.user_id AND e.is_bot = s.is_bot
-          AND e.time >= now() - :since AND e.time <= now()
-        HAVING count(*) > 0
-    ) t
-    WHERE s.first_time < now() - :since OR s.last_time > now()
-    UNION ALL
-    -- Events without a session, a row per user and tenant.
-    SELECT user_id, NULL, tenant_id,
-           sum(coalesce(clicks, CASE WHEN event_type = 'click' THEN 1 ELSE 0 END)),
-           sum(duration), min(time), max(time),
-           (array_agg(country ORDER BY time DESC, country) FILTER (WHERE country IS NOT NULL))[1],
-           max(time) FILTER (WHERE country IS NOT NULL)
-    FROM events
-    WHERE workspace_id = :workspace_id
-      AND session_id IS NULL
-      AND user_id IS NOT NULL
-      AND time >= now() - :since AND time <= now()
-      AND NOT is_bot
-    GROUP BY user_id, tenant_id
+    SELECT user_id, session_id, tenant_id, clicks, duration_sum, first_time, last_time, country, country_time
+    FROM session_totals_recounted(:workspace_id, now() - :since, now(), false)
+    WHERE user_id IS NOT NULL
 ),
 sessions AS (
     SELECT user_id, session_id, sum(clicks) AS clicks,
