@@ -40,6 +40,11 @@ func ingest(_ client: any TestClientProtocol, _ datasource: String, _ lines: [St
     }
 }
 
+/// One NDJSON event line of the fields that have a value.
+func eventLine(_ fields: [String: JSONValue?]) -> String {
+    JSONValue.object(fields.compactMapValues { $0 }).jsonText
+}
+
 @Suite("Pipes: files with typed parameters, formats, statistics, templates, tenants and k-means")
 struct PipesTests {
     @Test("every pipe request of seeds 000 and 003 works unchanged, with hand-checked numbers")
@@ -598,12 +603,11 @@ struct PipesTests {
                 tenant: String? = nil,
                 bot: Bool = false
             ) -> String {
-                var fields = [#""timestamp": "2024-10-\#(day) \#(time)""#, #""event_type": "\#(type)""#]
-                if let user { fields.append(#""user_id": "\#(user)""#) }
-                if let session { fields.append(#""session_id": "\#(session)""#) }
-                if let tenant { fields.append(#""tenant_id": "\#(tenant)""#) }
-                if bot { fields.append(#""user_agent": "Googlebot/2.1""#) }
-                return "{" + fields.joined(separator: ", ") + "}"
+                eventLine([
+                    "timestamp": .string("2024-10-\(day) \(time)"), "event_type": .string(type), "user_id": user.map(JSONValue.string),
+                    "session_id": session.map(JSONValue.string), "tenant_id": tenant.map(JSONValue.string),
+                    "user_agent": bot ? "Googlebot/2.1" : nil,
+                ])
             }
             try await ingest(
                 client,
@@ -661,11 +665,10 @@ struct PipesTests {
     func tenantSummaryByHand() async throws {
         try await withTestApp { client, pool in
             func event(_ time: String, _ tenant: String, _ session: String?, _ user: String?, _ type: String, duration: Int? = nil) -> String {
-                var fields = [#""timestamp": "2023-08-0\#(time)Z""#, #""tenant_id": "\#(tenant)""#, #""event_type": "\#(type)""#]
-                if let session { fields.append(#""session_id": "\#(session)""#) }
-                if let user { fields.append(#""user_id": "\#(user)""#) }
-                if let duration { fields.append(#""duration": \#(duration)"#) }
-                return "{" + fields.joined(separator: ", ") + "}"
+                eventLine([
+                    "timestamp": .string("2023-08-0\(time)Z"), "tenant_id": .string(tenant), "event_type": .string(type),
+                    "session_id": session.map(JSONValue.string), "user_id": user.map(JSONValue.string), "duration": duration.map(JSONValue.int),
+                ])
             }
             try await ingest(
                 client,
@@ -726,11 +729,12 @@ struct PipesTests {
         try await withTestApp { client, pool in
             // Each time taken once: two events share t600 and tie as u1's latest with a country.
             let (t7200, t3000, t2400, t1800, t600, t300, t100) = (ago(7200), ago(3000), ago(2400), ago(1800), ago(600), ago(300), ago(100))
-            func event(_ time: String, _ user: String, _ session: String?, _ tenant: String?, _ fields: String) -> String {
-                var all = [#""timestamp": "\#(time)""#, #""user_id": "\#(user)""#]
-                if let session { all.append(#""session_id": "\#(session)""#) }
-                if let tenant { all.append(#""tenant_id": "\#(tenant)""#) }
-                return "{" + (all + [fields]).joined(separator: ", ") + "}"
+            func event(_ time: String, _ user: String, _ session: String?, _ tenant: String?, _ fields: [String: JSONValue?]) -> String {
+                let who: [String: JSONValue?] = [
+                    "timestamp": .string(time), "user_id": .string(user), "session_id": session.map(JSONValue.string),
+                    "tenant_id": tenant.map(JSONValue.string),
+                ]
+                return eventLine(fields.merging(who) { $1 })
             }
             try await ingest(
                 client,
@@ -742,24 +746,24 @@ struct PipesTests {
                         "u1",
                         "S1",
                         "t1",
-                        #""event_type": "page_view", "page": "/a", "device_type": "desktop", "country": "US", "clicks": 2"#
+                        ["event_type": "page_view", "page": "/a", "device_type": "desktop", "country": "US", "clicks": 2]
                     ),
-                    event(t3000, "u1", "S1", "t1", #""event_type": "page_view", "page": "/b", "device_type": "mobile", "country": "FR""#),
-                    event(t2400, "u1", "S1", "t2", #""event_type": "click", "page": "/b", "device_type": "mobile", "country": "DE""#),
+                    event(t3000, "u1", "S1", "t1", ["event_type": "page_view", "page": "/b", "device_type": "mobile", "country": "FR"]),
+                    event(t2400, "u1", "S1", "t2", ["event_type": "click", "page": "/b", "device_type": "mobile", "country": "DE"]),
                     // S2's events carry durations: 50 s.
-                    event(t1800, "u1", "S2", "t1", #""event_type": "page_view", "page": "/a", "device_type": "desktop", "duration": 20"#),
+                    event(t1800, "u1", "S2", "t1", ["event_type": "page_view", "page": "/a", "device_type": "desktop", "duration": 20]),
                     event(
                         t600,
                         "u1",
                         "S2",
                         "t1",
-                        #""event_type": "page_view", "page": "/c", "device_type": "tablet", "duration": 30, "country": "NZ""#
+                        ["event_type": "page_view", "page": "/c", "device_type": "tablet", "duration": 30, "country": "NZ"]
                     ),
                     // No session, at the same time as S2's last event: AR and NZ tie as u1's latest country.
-                    event(t600, "u1", nil, "t1", #""event_type": "page_view", "page": "/b", "device_type": "tablet", "country": "AR""#),
+                    event(t600, "u1", nil, "t1", ["event_type": "page_view", "page": "/b", "device_type": "tablet", "country": "AR"]),
                     // A bot, left out unless asked for.
-                    event(t300, "u1", "S3", "t1", #""event_type": "page_view", "page": "/z", "country": "ZZ", "user_agent": "Googlebot/2.1""#),
-                    event(t100, "u2", "S9", nil, #""event_type": "page_view", "page": "/z", "device_type": "tv", "country": "NZ""#),
+                    event(t300, "u1", "S3", "t1", ["event_type": "page_view", "page": "/z", "country": "ZZ", "user_agent": "Googlebot/2.1"]),
+                    event(t100, "u2", "S9", nil, ["event_type": "page_view", "page": "/z", "device_type": "tv", "country": "NZ"]),
                 ]
             )
             try await expectRollupsMatchEvents(pool)
