@@ -44,11 +44,18 @@ struct EventWriterTests {
     static func withWriter(
         maxBatchRows: Int = 5000,
         concurrency: Int = 2,
+        streams: Bool = true,
         _ body: (EventWriter, PostgresPool) async throws -> Void
     ) async throws {
         let pool = try await TestDatabase.makePool(size: 4)
         try await Migrator(migrations: try Migrator.bundled(), logger: TestDatabase.logger).migrate(pool)
-        let writer = EventWriter(pool: pool, logger: TestDatabase.logger, maxBatchRows: maxBatchRows, concurrency: concurrency)
+        let writer = EventWriter(
+            pool: pool,
+            logger: TestDatabase.logger,
+            maxBatchRows: maxBatchRows,
+            concurrency: concurrency,
+            streams: streams
+        )
         let group = ServiceGroup(configuration: .init(services: [.init(service: writer)], logger: TestDatabase.logger))
         let running = Task { try await group.run() }
         do {
@@ -185,12 +192,17 @@ struct EventWriterTests {
         }
     }
 
-    @Test("batches the realtime hub is too far behind to take are counted, for its clients to be told")
+    @Test("batches the realtime hub is too far behind to take are counted, for its clients to be told; a writer without a hub streams none")
     func unstreamedBatches() async throws {
         try await Self.withWriter { writer, _ in
             // Nobody reads `committed`: it keeps the newest 8 batches; one write at a time makes one batch each.
             for index in 0..<12 { _ = try await writer.write([Self.record(index)]) }
             #expect(writer.takeUnstreamed() == 4)
+            #expect(writer.takeUnstreamed() == 0)
+        }
+        // A writer that does not stream (demo-data's) drops nothing, so it warns of nothing.
+        try await Self.withWriter(streams: false) { writer, _ in
+            for index in 0..<12 { _ = try await writer.write([Self.record(index)]) }
             #expect(writer.takeUnstreamed() == 0)
         }
     }

@@ -172,7 +172,8 @@ public enum DemoDataLoader {
         logger: Logger,
         progress: @Sendable (Int) -> Void
     ) async throws -> Int {
-        let writer = EventWriter(pool: pool, logger: logger)
+        // No realtime hub reads this writer's committed batches (a server's hub streams its own writer's).
+        let writer = EventWriter(pool: pool, logger: logger, streams: false)
         let running = Task { try await writer.run() }
         defer { running.cancel() }
         var written = 0

@@ -63,10 +63,21 @@ public final class EventWriter: Service, Sendable {
     private let ring: AsyncStream<Void>.Continuation
     private let publisher: AsyncStream<[StoredEvent]>.Continuation
     /// Batches of committed events, in commit order (for the realtime hub). When nobody reads, only the newest 8
-    /// batches are kept.
+    /// batches are kept. A writer made with `streams: false` has none: the stream is finished from the start.
     public let committed: AsyncStream<[StoredEvent]>
 
-    init(pool: PostgresPool, logger: Logger, maxBatchRows: Int = 5000, concurrency: Int = 2, instanceID: String? = nil, metrics: AppMetrics? = nil) {
+    /// `streams`: whether committed batches go to `committed`. A writer that no hub reads (`demo-data`) passes
+    /// false: otherwise every batch after the eighth would be dropped as one the hub was too far behind to take,
+    /// with a warning each.
+    init(
+        pool: PostgresPool,
+        logger: Logger,
+        maxBatchRows: Int = 5000,
+        concurrency: Int = 2,
+        instanceID: String? = nil,
+        metrics: AppMetrics? = nil,
+        streams: Bool = true
+    ) {
         self.pool = pool
         self.instanceID = instanceID
         self.metrics = metrics
@@ -76,6 +87,7 @@ public final class EventWriter: Service, Sendable {
         (doorbell, ring) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
         // A few batches at most wait for a slow reader; older ones are dropped rather than held in memory.
         (committed, publisher) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(8))
+        if !streams { publisher.finish() }
     }
 
     /// Committed events left out of `committed` since the last call (the hub reports them to its clients as dropped).
