@@ -22,8 +22,8 @@ struct ResultTable: ResponseGenerator, Sendable {
     /// libpq's copy of its rows only, where converting them all first held that and the converted rows together.
     private let result: PostgresRows
     private let resultTypes: [PostgresType]
-    /// Columns added after the first (`insertColumns`): each one's values, by row of the query.
-    private var inserted: [[JSONValue]] = []
+    /// Columns added after the first (`insertColumns`): each one's value of a row of the query.
+    private var inserted: [@Sendable (Int) -> JSONValue] = []
     /// The order rows are written in, as rows of the query (`reorder`); nil for the query's own.
     private var order: [Int]?
 
@@ -46,13 +46,14 @@ struct ResultTable: ResponseGenerator, Sendable {
         Self.value(result[row], column: column, type: resultTypes[column])
     }
 
-    /// Adds columns after the first, each with its values by row of the query (`assign_clusters`' cluster and
-    /// distance): a column of values, where growing every row's cells would copy them all.
-    mutating func insertColumns(_ added: [(name: String, type: String, values: [JSONValue])]) {
-        precondition(!columns.isEmpty && added.allSatisfy { $0.values.count == count }, "one value per row, after a first column")
+    /// Adds columns after the first, each computing its value of a row of the query as the row is written
+    /// (`assign_clusters`' cluster and distance, from its k-means result): growing every row's cells would copy them
+    /// all, and even a column of values holds 24 bytes a row (24 MB for 494,000 users' two columns).
+    mutating func insertColumns(_ added: [(name: String, type: String, value: @Sendable (Int) -> JSONValue)]) {
+        precondition(!columns.isEmpty, "columns go after a first column")
         columns.insert(contentsOf: added.map(\.name), at: 1)
         types.insert(contentsOf: added.map(\.type), at: 1)
-        inserted.insert(contentsOf: added.map(\.values), at: 0)
+        inserted.insert(contentsOf: added.map(\.value), at: 0)
     }
 
     /// Writes the rows in `order` (rows of the query, each once).
@@ -69,7 +70,7 @@ struct ResultTable: ResponseGenerator, Sendable {
         cells.reserveCapacity(resultTypes.count + inserted.count)
         for column in resultTypes.indices {
             cells.append(Self.value(row, column: column, type: resultTypes[column]))
-            if column == 0 { for values in inserted { cells.append(values[source]) } }
+            if column == 0 { for value in inserted { cells.append(value(source)) } }
         }
         return cells
     }
