@@ -820,6 +820,39 @@ struct PipesTests {
         }
     }
 
+    @Test("assign_clusters stores the cluster it answers for every user, past the 50,000 it stores per statement")
+    func clustersOfManyUsers() async throws {
+        try await withTestApp { client, pool in
+            // Two groups, interleaved: the even users light (25,001), the odd ones heavy (25,000). They have no
+            // events, so their rows as sent are their features.
+            let users = 50_001
+            try await ingest(
+                client,
+                "user_features",
+                (0..<users).map { index in
+                    let light = index % 2 == 0
+                    return eventLine([
+                        "user_id": .string("u\(100_000 + index)"),
+                        "avg_session_duration": .double((light ? 10 : 900) + Double(index % 5)),
+                        "total_sessions": .int(light ? 1 : 40),
+                        "avg_clicks_per_session": .double(light ? 1 : 25),
+                    ])
+                }
+            )
+            let answered = data(try await pipe(client, "/v0/pipes/assign_clusters.json?k=2&token=\(testAdminToken)"))
+            var clusters: [String: Int] = [:]
+            for row in answered {
+                if case .string(let user)? = row["user_id"], case .int(let cluster)? = row["cluster_id"] { clusters[user] = cluster }
+            }
+            #expect(clusters.count == users)
+            #expect(clusters["u100000"] == 1 && clusters["u100001"] == 2, "the larger group first")
+            #expect(clusters.values.count { $0 == 1 } == 25_001)
+            let stored = try await pool.query("SELECT user_id, cluster_id FROM user_features").decode((String, Int?).self)
+            #expect(stored.count == users)
+            #expect(stored.allSatisfy { clusters[$0.0] == $0.1 })
+        }
+    }
+
     @Test("pipe scopes and tenants: read:<pipe> reads that pipe only; a tenant's token sees its tenant whatever it asks")
     func scopesAndTenants() async throws {
         try await withTestApp { client, _ in
