@@ -6,7 +6,7 @@ import Testing
 struct KMeansTests {
     /// Three well separated groups of sizes 30, 20 and 10 around (0, 0), (100, 5) and (50, 200), with a little
     /// spread, interleaved so that input order says nothing of the groups.
-    static func groups() -> (points: [[Double?]], group: [Int]) {
+    static func groups() -> (points: KMeans.Points, group: [Int]) {
         let centres: [(Double, Double)] = [(0, 0), (100, 5), (50, 200)]
         let sizes = [30, 20, 10]
         var points: [[Double?]] = []
@@ -18,7 +18,7 @@ struct KMeansTests {
                 group.append(which)
             }
         }
-        return (points, group)
+        return (KMeans.Points(points), group)
     }
 
     @Test("obvious groups become the clusters, numbered by size")
@@ -50,7 +50,7 @@ struct KMeansTests {
     func standardised() {
         // Two groups that differ only in the second feature (0 or 1); the first is large noise, the same for both.
         let points: [[Double?]] = (0..<40).map { index in [Double(index % 4) * 10, index < 20 ? 0 : 1] }
-        let result = KMeans(k: 2, maxIterations: 100).cluster(points)
+        let result = KMeans(k: 2, maxIterations: 100).cluster(KMeans.Points(points))
         let clusters = result.assignments.map(\.cluster)
         #expect(Set(clusters[..<20]).count == 1 && Set(clusters[20...]).count == 1 && clusters[0] != clusters[20])
         // [1, 3, 5]: mean 3, standard deviation √(8/3); [missing, 4, 4]: constant, so 0 throughout.
@@ -62,11 +62,11 @@ struct KMeansTests {
 
     @Test("fewer distinct points than k give fewer clusters; no points give none")
     func fewPoints() {
-        let result = KMeans(k: 4, maxIterations: 10).cluster([[1, 1], [1, 1], [5, 5]])
+        let result = KMeans(k: 4, maxIterations: 10).cluster(KMeans.Points([[1, 1], [1, 1], [5, 5]]))
         #expect(result.centres.count == 2)
         #expect(result.assignments.map(\.cluster) == [1, 1, 2])
-        #expect(KMeans(k: 3, maxIterations: 10).cluster([]).assignments.isEmpty)
-        let one = KMeans(k: 3, maxIterations: 10).cluster([[2, nil]])
+        #expect(KMeans(k: 3, maxIterations: 10).cluster(KMeans.Points([])).assignments.isEmpty)
+        let one = KMeans(k: 3, maxIterations: 10).cluster(KMeans.Points([[2, nil]]))
         #expect(one.assignments == [KMeans.Assignment(cluster: 1, distance: 0)])
     }
 

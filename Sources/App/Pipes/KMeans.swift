@@ -73,10 +73,6 @@ struct KMeans: Sendable {
     var maxIterations: Int
     var seed: UInt64 = 0x5EED_2024
 
-    /// Clusters `points` (each the same number of features, `nil` for a missing value). Fewer distinct points
-    /// than `k` give fewer clusters.
-    func cluster(_ points: [[Double?]]) -> Result { cluster(Points(points)) }
-
     /// Clusters `points`. Fewer distinct points than `k` give fewer clusters.
     func cluster(_ points: Points) -> Result {
         let data = Self.standardised(points)
