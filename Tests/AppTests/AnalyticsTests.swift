@@ -359,6 +359,27 @@ struct AnalyticsTests {
         }
     }
 
+    @Test("retention by day over 58 days: periods in every byte of the bits, up to the 58th")
+    func retentionAcrossBytes() async throws {
+        // 15 May to 12 July 2024 is 58 days, the longest window by day that keeps each visitor's periods in the bits of
+        // one bigint. w1 on day 0 and day 57 (the eighth byte), w2 on days 21 and 22 (the third).
+        let events = """
+            {"user_id": "w1", "page": "/", "timestamp": "2024-05-15T10:00:00Z"}
+            {"user_id": "w1", "page": "/", "timestamp": "2024-07-11T10:00:00Z"}
+            {"user_id": "w2", "page": "/", "timestamp": "2024-06-05T10:00:00Z"}
+            {"user_id": "w2", "page": "/", "timestamp": "2024-06-06T10:00:00Z"}
+            """
+        try await withTestApp { client, _ in
+            try await client.execute(uri: "/api/events/batch", method: .post, body: ByteBuffer(string: events)) { #expect($0.status == .ok) }
+            let cells = try await rows(client, "/api/analytics/retention?period=day&from=2024-05-15T00:00:00Z&to=2024-07-12T00:00:00Z")
+            // Every period of each cohort: 58 for the first, 37 for the second (5 June to 11 July).
+            #expect(cells.count == 58 + 37)
+            #expect(cells.allSatisfy { $0["users"] == 1 })
+            let retained = cells.filter { $0["retained"] != 0 }.map { [$0["cohort_date"], $0["period"]] }
+            #expect(retained == [["2024-05-15", 0], ["2024-05-15", 57], ["2024-06-05", 0], ["2024-06-05", 1]])
+        }
+    }
+
     @Test("retention is exact in the partial hours at a window's ends, in a half-hour zone, with bots, and per tenant")
     func retentionAtHourEdges() async throws {
         // The window is 10 July 10:30 to 12 July 10:30 UTC. Whole hours are read from the visitor-hours the writer
