@@ -28,9 +28,7 @@ first_day AS (
 -- Visitors with the same days, counted once, with their first and last day (their lowest and highest bit). Held:
 -- the days' counts below read it three times.
 patterns AS MATERIALIZED (
-    SELECT days, visitors,
-           position('1' IN reverse(days::bit(64)::text)) - 1 AS first,
-           64 - position('1' IN days::bit(64)::text) AS last
+    SELECT days, visitors, lowest_set_bit(days) AS first, highest_set_bit(days) AS last
     FROM (
         SELECT periods AS days, count(*) AS visitors
         FROM visitor_periods(:workspace_id, now() - :lookback_days, now(), :include_bots, 'UTC', 1)

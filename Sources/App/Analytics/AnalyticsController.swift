@@ -376,7 +376,7 @@ struct AnalyticsController: Sendable {
                 ),
                 -- Held: read twice below.
                 patterns AS MATERIALIZED (
-                    SELECT position('1' IN reverse(periods::bit(64)::text)) - 1 AS cohort, periods, visitors
+                    SELECT lowest_set_bit(periods) AS cohort, periods, visitors
                     FROM (SELECT periods, count(*) AS visitors FROM (\(visits)) v GROUP BY periods) p
                 ),
                 -- Each cohort's visitors active in each period, without expanding every pattern into its periods: the
