@@ -2,6 +2,16 @@ import Testing
 
 @testable import App
 
+extension KMeans.Points {
+    /// From one array per point (each the same number of features, `nil` for a missing value), as the tests write
+    /// their points; the server builds the flat buffer from a query's rows itself.
+    init(_ points: [[Double?]]) {
+        let width = points.first?.count ?? 0
+        precondition(points.allSatisfy { $0.count == width }, "the same number of features for every point")
+        self.init(width: width, count: points.count, values: points.flatMap { point in point.map { $0 ?? .nan } })
+    }
+}
+
 @Suite("k-means")
 struct KMeansTests {
     /// Three well separated groups of sizes 30, 20 and 10 around (0, 0), (100, 5) and (50, 200), with a little

@@ -37,13 +37,6 @@ struct KMeans: Sendable {
             (self.width, self.count, self.values) = (width, count, values)
         }
 
-        /// From one array per point (each the same number of features, `nil` for a missing value).
-        init(_ points: [[Double?]]) {
-            let width = points.first?.count ?? 0
-            precondition(points.allSatisfy { $0.count == width }, "the same number of features for every point")
-            self.init(width: width, count: points.count, values: points.flatMap { point in point.map { $0 ?? .nan } })
-        }
-
         /// Point `index`'s features.
         func point(_ index: Int) -> [Double] { Array(values[index * width..<(index + 1) * width]) }
 
