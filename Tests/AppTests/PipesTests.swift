@@ -736,7 +736,7 @@ struct PipesTests {
         }
     }
 
-    @Test("behaviour features by hand: a session of two tenants, one across the window's start, events without a session, ties")
+    @Test("behaviour features by hand: a session of two tenants, one across the window's start, events without a session, ties, from the totals and from the events")
     func behaviourFeaturesByHand() async throws {
         try await withTestApp { client, pool in
             // Each time taken once: two events share t600 and tie as u1's latest with a country.
@@ -810,6 +810,23 @@ struct PipesTests {
             #expect(hour.first?["first_seen"] == iso(t3000))
             #expect(hour.first?["most_visited_page"] == "/b")
             #expect(hour.first?["most_used_device"] == "mobile")
+            // The last 50 minutes, less than half the time since the first event, so read from the events rather
+            // than the session totals: S1's click alone (1 click), S2 (50 s) and the event without a session: 25 s
+            // and 0.5 clicks per session, 4 events; /b twice; tablet twice.
+            let recent = data(try await pipe(client, "/v0/pipes/aggregate_user_features.json?since=50%20minute&token=\(testAdminToken)"))
+            #expect(recent.map { $0["user_id"] } == ["u1", "u2"])
+            #expect(recent.first?["total_sessions"] == 2)
+            #expect(recent.first?["avg_session_duration"] == 25.0)
+            #expect(recent.first?["avg_clicks_per_session"] == 0.5)
+            #expect(recent.first?["total_events"] == 4)
+            #expect(recent.first?["first_seen"] == iso(t2400))
+            #expect(recent.first?["most_visited_page"] == "/b")
+            #expect(recent.first?["most_used_device"] == "tablet")
+            #expect(recent.first?["country"] == "AR")
+            let recentArgentina = data(
+                try await pipe(client, "/v0/pipes/aggregate_user_features.json?since=50%20minute&country=AR&token=\(testAdminToken)")
+            )
+            #expect(recentArgentina.map { $0["user_id"] } == ["u1"])
             let argentina = data(try await pipe(client, "/v0/pipes/aggregate_user_features.json?country=AR&token=\(testAdminToken)"))
             #expect(argentina.map { $0["user_id"] } == ["u1"])
             let newZealand = data(try await pipe(client, "/v0/pipes/aggregate_user_features.json?country=NZ&token=\(testAdminToken)"))

@@ -15,18 +15,26 @@
 -- @column country                 the country of the latest event that names one (of several at that time, the least)
 -- @column first_seen              earliest event
 -- @column last_seen               latest event
--- Hash aggregates over the window's events give each user's sessions and totals; the page, device and country
--- columns, which need per-user ordering, are computed for the returned users only. With a country filter, the
--- latest country of every user is needed first; it is merged into the per-user rows by grouping, not by a join,
--- because the planner cannot estimate either side (a nested loop over the two took minutes). `base` is not
--- materialized: held as one table it spilled to disk (675,000 rows at a million events), while reading it again
--- costs a scan for the sessions, none for the latest countries unless a country is asked, and an index read per
--- returned user (the user index) for their pages and devices. At a million events, in psql: 1.79 → 1.49 s, and
--- 2.73 → 1.67 s with a country; at limit=100000 (every user) 5.1 → 5.6 s. Equal rows. At ten million events it
--- takes 7–9 s (bench/RESULTS.md), so it may run 120 s (@timeout) where the server's query timeout is shorter.
--- Sessions from their totals (migration 0015), as assign_clusters reads them, gave equal rows but did not pay here:
--- 15 % faster at a million events, no faster at ten million (7.4 → 7.8 s), and a one-day window read every
--- session's totals (50–80 → 120–150 ms). The cost is the number of sessions grouped, not the events read.
+-- Two ways to each user's sessions and totals, chosen by the window: only one runs (the other's condition is false).
+--
+-- - A window of less than half the time since the workspace's first event: hash aggregates over the window's
+--   events. With a country filter, the latest country of every user is needed first; it is merged into the per-user
+--   rows by grouping, not by a join, because the planner cannot estimate either side (a nested loop over the two
+--   took minutes).
+-- - A longer window (the default, 90 days, over a month of data): from the session totals (migration 0015) through
+--   migration 0017's functions, as assign_clusters reads them. Each user's rows are summed as if each were a session
+--   (a session is one row but where its events name several tenants or bot flags), and only sessions with several
+--   rows are merged apart (found in key order from the key index alone). Over 90 days, in psql, equal rows: 1.48–1.69
+--   → 0.98–1.07 s at a million events, 16.6 → 8.6 s at ten million. It reads every session's totals and the whole
+--   key index whatever the window: one day at a million events took 0.17 s from the events and 0.42 s from the
+--   totals, seven days (with a country) 0.49 and 0.64 s, hence the choice. The events' way is gated above its LIMIT:
+--   gated lower, its grouping lost its parallel plan (seven days with a country 0.35–0.43 → 0.58–0.77 s).
+--
+-- The page, device and country columns, which need per-user ordering, are computed for the returned users only, from
+-- their events (an index read per returned user, the user index). `base` is not materialized: held as one table it
+-- spilled to disk (675,000 rows at a million events), while reading it again costs a scan for the sessions (events
+-- way), none for the latest countries unless a country is asked, and the index reads. It may run 120 s (@timeout)
+-- where the server's query timeout is shorter.
 WITH base AS NOT MATERIALIZED (
     SELECT user_id, session_id, time, page, device_type, country, duration,
            coalesce(clicks, CASE WHEN event_type = 'click' THEN 1 ELSE 0 END) AS clicks
@@ -36,6 +44,13 @@ WITH base AS NOT MATERIALIZED (
       AND time >= now() - :since AND time <= now()
       AND (:include_bots OR NOT is_bot)
 ),
+-- Whether the window holds at least half the time since the workspace's first event (the primary key's first entry).
+long_window AS MATERIALIZED (
+    SELECT coalesce(now() - :since <= min(time) + (now() - min(time)) / 2, false) AS totals
+    FROM events
+    WHERE workspace_id = :workspace_id
+),
+-- From the events: each session, then each user.
 sessions AS (
     SELECT user_id, session_id, count(*) AS events, min(time) AS first_seen, max(time) AS last_seen,
            coalesce(sum(duration), extract(epoch FROM max(time) - min(time))) AS duration,
@@ -60,7 +75,9 @@ filter_country AS (
     WHERE :country IS NOT NULL AND country IS NOT NULL
     ORDER BY user_id, time DESC, country
 ),
-chosen AS (
+from_events AS (
+    SELECT *
+    FROM (
     SELECT user_id, total_sessions, avg_session_duration, avg_clicks_per_session, total_events, first_seen, last_seen
     FROM (
         SELECT user_id,
@@ -79,6 +96,75 @@ chosen AS (
     WHERE total_events IS NOT NULL AND (:country IS NULL OR country = :country)
     ORDER BY total_sessions DESC, total_events DESC, user_id
     LIMIT :limit
+    ) chosen
+    WHERE NOT (SELECT totals FROM long_window)
+),
+-- From the session totals: each user's rows (rows without a session, one per tenant, user and bot flag, count in
+-- the events only), with the latest country as assign_clusters finds it when a country is asked.
+groups AS NOT MATERIALIZED (
+    SELECT user_id, session_id, events, clicks, duration_sum, first_time, last_time, country, country_time
+    FROM session_totals_inside(:workspace_id, now() - :since, now(), :include_bots)
+    WHERE user_id IS NOT NULL AND (SELECT totals FROM long_window)
+    UNION ALL
+    SELECT user_id, session_id, events, clicks, duration_sum, first_time, last_time, country, country_time
+    FROM session_totals_recounted(:workspace_id, now() - :since, now(), :include_bots)
+    WHERE user_id IS NOT NULL AND (SELECT totals FROM long_window)
+),
+by_user AS (
+    SELECT user_id,
+           count(session_id) AS sessions,
+           sum(coalesce(duration_sum, extract(epoch FROM last_time - first_time))) FILTER (WHERE session_id IS NOT NULL) AS durations,
+           sum(clicks) FILTER (WHERE session_id IS NOT NULL) AS clicks,
+           sum(events::integer) AS events,
+           min(first_time) AS first_seen, max(last_time) AS last_seen,
+           CASE WHEN :country IS NOT NULL THEN
+               (min(ARRAY[lpad(((253402300800 - extract(epoch FROM country_time)) * 1000000)::bigint::text, 19, '0'), country])
+                   FILTER (WHERE country IS NOT NULL))[2]
+           END AS country
+    FROM groups
+    GROUP BY user_id
+),
+shared AS MATERIALIZED (
+    SELECT session_id
+    FROM (
+        SELECT session_id FROM session_totals
+        WHERE workspace_id = :workspace_id AND (SELECT totals FROM long_window)
+        ORDER BY session_id
+    ) keys
+    GROUP BY session_id
+    HAVING count(*) > 1
+),
+merged AS (
+    SELECT user_id, sum(rows - 1) AS extra_rows, sum(duration - durations) AS duration_change
+    FROM (
+        SELECT g.user_id, g.session_id, count(*) AS rows,
+               sum(coalesce(g.duration_sum, extract(epoch FROM g.last_time - g.first_time))) AS durations,
+               coalesce(sum(g.duration_sum), extract(epoch FROM max(g.last_time) - min(g.first_time))) AS duration
+        FROM groups g
+        JOIN shared s ON s.session_id = g.session_id
+        GROUP BY g.user_id, g.session_id
+    ) m
+    GROUP BY user_id
+),
+from_totals AS (
+    SELECT user_id, total_sessions, avg_session_duration, avg_clicks_per_session, total_events, first_seen, last_seen
+    FROM (
+        SELECT u.user_id,
+               (u.sessions - coalesce(m.extra_rows, 0))::bigint AS total_sessions,
+               (u.durations + coalesce(m.duration_change, 0)) / nullif(u.sessions - coalesce(m.extra_rows, 0), 0) AS avg_session_duration,
+               u.clicks::numeric / nullif(u.sessions - coalesce(m.extra_rows, 0), 0) AS avg_clicks_per_session,
+               u.events::bigint AS total_events, u.first_seen, u.last_seen
+        FROM by_user u
+        LEFT JOIN merged m ON m.user_id = u.user_id
+        WHERE :country IS NULL OR u.country = :country
+    ) users
+    ORDER BY total_sessions DESC, total_events DESC, user_id
+    LIMIT :limit
+),
+chosen AS (
+    SELECT * FROM from_events
+    UNION ALL
+    SELECT * FROM from_totals
 ),
 chosen_events AS (
     SELECT * FROM base WHERE user_id IN (SELECT user_id FROM chosen)
