@@ -736,7 +736,7 @@ struct PipesTests {
         }
     }
 
-    @Test("behaviour features by hand: a session of two tenants, one across the window's start, events without a session, ties, from the totals and from the events")
+    @Test("behaviour features by hand: a session of two tenants, one across the window's start, events without a session, ties, both ways")
     func behaviourFeaturesByHand() async throws {
         try await withTestApp { client, pool in
             // Each time taken once: two events share t600 and tie as u1's latest with a country.

@@ -60,15 +60,9 @@ by_user AS (
     FROM groups
     GROUP BY user_id
 ),
--- The sessions with several rows (any user, tenant or bot flag: a superset), in key order from the key index alone
--- (ORDER BY in a sub-select: else the planner hashes every session), whatever the window.
+-- The sessions with several rows (any tenant, user or bot flag: a superset; migration 0019).
 shared AS MATERIALIZED (
-    SELECT session_id
-    FROM (
-        SELECT session_id FROM session_totals WHERE workspace_id = :workspace_id ORDER BY session_id
-    ) keys
-    GROUP BY session_id
-    HAVING count(*) > 1
+    SELECT session_id FROM sessions_with_several_rows(:workspace_id)
 ),
 -- What merging a user's rows of one session changes: a session fewer per extra row, and the session's duration (its
 -- events' durations, else first to last event of all its rows) in place of its rows' own.

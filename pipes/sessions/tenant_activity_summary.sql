@@ -25,8 +25,8 @@
 -- by session, then by tenant, and the tenants' visitors apart, with hash aggregates only (count(DISTINCT …) per
 -- tenant sorted every group). Over all time (the default), grouping every session (211,000 at a million events) took
 -- most of the time: there each tenant's rows are summed as if each were a session, together with its visitors (one
--- hash aggregate by tenant and visitor), and only the sessions with several rows in a tenant are merged apart, found
--- in key order from the key index alone, and their difference added: a session fewer per extra row, and the merged
+-- hash aggregate by tenant and visitor), and only the sessions with several rows are merged apart, found in key
+-- order from the key index alone (`sessions_with_several_rows`, migration 0019), and their difference added: a session fewer per extra row, and the merged
 -- duration in place of the rows' own. In psql, equal rows: 0.62–0.81 → 0.38–0.53 s at a million events, 8.2–9.4 →
 -- 4.0–5.3 s at ten million. Windows keep the first way: the key index is read whole whatever the window (a day's
 -- window at ten million events 0.81 → 1.8 s), and counting a window's sessions by key apart from the rest spilled
@@ -90,19 +90,11 @@ by_visitor AS (
     WHERE :from_date IS NULL AND :to_date IS NULL
     GROUP BY tenant_id, visitor
 ),
--- The sessions with several rows in a tenant, in key order (ORDER BY in a sub-select: else the planner hashes every
--- session) from the key index alone.
+-- The sessions with several rows (any tenant, user or bot flag: a superset; migration 0019).
 shared AS MATERIALIZED (
-    SELECT session_id, tenant_id
-    FROM (
-        SELECT session_id, tenant_id
-        FROM session_totals
-        WHERE workspace_id = :workspace_id AND tenant_id IS NOT NULL AND (:include_bots OR NOT is_bot)
-          AND :from_date IS NULL AND :to_date IS NULL
-        ORDER BY session_id, tenant_id
-    ) keys
-    GROUP BY session_id, tenant_id
-    HAVING count(*) > 1
+    SELECT session_id
+    FROM sessions_with_several_rows(:workspace_id)
+    WHERE :from_date IS NULL AND :to_date IS NULL
 ),
 -- What merging them changes: a session fewer per extra row, and the session's duration (its events' durations, else
 -- first to last event of all its rows) in place of its rows' own.
@@ -113,7 +105,7 @@ merged AS (
                sum(coalesce(g.duration_sum, extract(epoch FROM g.last_activity - g.first_activity))) AS durations,
                coalesce(sum(g.duration_sum), extract(epoch FROM max(g.last_activity) - min(g.first_activity))) AS duration
         FROM groups g
-        JOIN shared s ON s.session_id = g.session_id AND s.tenant_id = g.tenant_id
+        JOIN shared s ON s.session_id = g.session_id
         GROUP BY g.tenant_id, g.session_id
     ) m
     GROUP BY tenant_id
