@@ -24,11 +24,11 @@
 -- - A longer window (the default, 90 days, over a month of data): from the session totals (migration 0015) through
 --   migration 0017's functions, as assign_clusters reads them. Each user's rows are summed as if each were a session
 --   (a session is one row but where its events name several tenants or bot flags), and only sessions with several
---   rows are merged apart (`sessions_with_several_rows`, migration 0019). Over 90 days, in psql, equal rows: 1.48–1.69
---   → 0.98–1.07 s at a million events, 16.6 → 8.6 s at ten million. It reads every session's totals and the whole
---   key index whatever the window: one day at a million events took 0.17 s from the events and 0.42 s from the
---   totals, seven days (with a country) 0.49 and 0.64 s, hence the choice. The events' way is gated above its LIMIT:
---   gated lower, its grouping lost its parallel plan (seven days with a country 0.35–0.43 → 0.58–0.77 s).
+--   rows are merged apart (`sessions_with_several_rows`, migration 0019). Over 90 days, in psql, equal rows:
+--   1.48–1.69 → 0.98–1.07 s at a million events, 16.6 → 8.6 s at ten million. It reads every session's totals and
+--   the whole key index whatever the window: one day at a million events took 0.17 s from the events and 0.42 s from
+--   the totals, seven days (with a country) 0.49 and 0.64 s, hence the choice. The events' way is gated above its
+--   LIMIT: gated lower, its grouping lost its parallel plan (seven days with a country 0.35–0.43 → 0.58–0.77 s).
 --
 -- The page, device and country columns, which need per-user ordering, are computed for the returned users only, from
 -- their events (an index read per returned user, the user index). `base` is not materialized: held as one table it
@@ -75,27 +75,28 @@ filter_country AS (
     WHERE :country IS NOT NULL AND country IS NOT NULL
     ORDER BY user_id, time DESC, country
 ),
+-- The users from the events, gated above their LIMIT (not lower: see above).
 from_events AS (
     SELECT *
     FROM (
-    SELECT user_id, total_sessions, avg_session_duration, avg_clicks_per_session, total_events, first_seen, last_seen
-    FROM (
-        SELECT user_id,
-               max(total_sessions) AS total_sessions, max(avg_session_duration) AS avg_session_duration,
-               max(avg_clicks_per_session) AS avg_clicks_per_session, max(total_events) AS total_events,
-               max(first_seen) AS first_seen, max(last_seen) AS last_seen, max(country) AS country
+        SELECT user_id, total_sessions, avg_session_duration, avg_clicks_per_session, total_events, first_seen, last_seen
         FROM (
-            SELECT user_id, total_sessions, avg_session_duration, avg_clicks_per_session, total_events, first_seen, last_seen,
-                   NULL::text AS country
-            FROM per_user
-            UNION ALL
-            SELECT user_id, NULL, NULL, NULL, NULL, NULL, NULL, country FROM filter_country
-        ) parts
-        GROUP BY user_id
-    ) users
-    WHERE total_events IS NOT NULL AND (:country IS NULL OR country = :country)
-    ORDER BY total_sessions DESC, total_events DESC, user_id
-    LIMIT :limit
+            SELECT user_id,
+                   max(total_sessions) AS total_sessions, max(avg_session_duration) AS avg_session_duration,
+                   max(avg_clicks_per_session) AS avg_clicks_per_session, max(total_events) AS total_events,
+                   max(first_seen) AS first_seen, max(last_seen) AS last_seen, max(country) AS country
+            FROM (
+                SELECT user_id, total_sessions, avg_session_duration, avg_clicks_per_session, total_events, first_seen, last_seen,
+                       NULL::text AS country
+                FROM per_user
+                UNION ALL
+                SELECT user_id, NULL, NULL, NULL, NULL, NULL, NULL, country FROM filter_country
+            ) parts
+            GROUP BY user_id
+        ) users
+        WHERE total_events IS NOT NULL AND (:country IS NULL OR country = :country)
+        ORDER BY total_sessions DESC, total_events DESC, user_id
+        LIMIT :limit
     ) chosen
     WHERE NOT (SELECT totals FROM long_window)
 ),

@@ -26,12 +26,12 @@
 -- tenant sorted every group). Over all time (the default), grouping every session (211,000 at a million events) took
 -- most of the time: there each tenant's rows are summed as if each were a session, together with its visitors (one
 -- hash aggregate by tenant and visitor), and only the sessions with several rows are merged apart, found in key
--- order from the key index alone (`sessions_with_several_rows`, migration 0019), and their difference added: a session fewer per extra row, and the merged
--- duration in place of the rows' own. In psql, equal rows: 0.62–0.81 → 0.38–0.53 s at a million events, 8.2–9.4 →
--- 4.0–5.3 s at ten million. Windows keep the first way: the key index is read whole whatever the window (a day's
--- window at ten million events 0.81 → 1.8 s), and counting a window's sessions by key apart from the rest spilled
--- to disk at ten million (a ten-day window 3.2 → 5.8 s). Only one of the two ways runs: the other's condition is
--- false.
+-- order from the key index alone (`sessions_with_several_rows`, migration 0019), and their difference added: a
+-- session fewer per extra row, and the merged duration in place of the rows' own. In psql, equal rows: 0.62–0.81 →
+-- 0.38–0.53 s at a million events, 8.2–9.4 → 4.0–5.3 s at ten million. Windows keep the first way: the key index is
+-- read whole whatever the window (a day's window at ten million events 0.81 → 1.8 s), and counting a window's
+-- sessions by key apart from the rest spilled to disk at ten million (a ten-day window 3.2 → 5.8 s). Only one of the
+-- two ways runs: the other's condition is false.
 WITH inside AS NOT MATERIALIZED (
     SELECT tenant_id, session_id, visitor_id AS visitor, events, page_views, duration_sum,
            first_time AS first_activity, last_time AS last_activity
