@@ -12,7 +12,7 @@ import Testing
 
 /// Headless Chromium (Debian's `chromium`, which `.ci/run` installs) driven over the DevTools protocol.
 final class HeadlessChromium: Sendable {
-    let process: Process
+    let process: ChildProcess
     let profile: URL
     let devToolsPort: Int
     /// The browser's DevTools WebSocket path (`/devtools/browser/…`).
@@ -26,16 +26,14 @@ final class HeadlessChromium: Sendable {
         }
         profile = FileManager.default.temporaryDirectory.appendingPathComponent("analytics-api-chromium-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: profile, withIntermediateDirectories: true)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-            "--remote-debugging-port=0", "--remote-allow-origins=*", "--user-data-dir=\(profile.path)",
-            "--window-size=1280,1000", url,
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        process = try ChildProcess(
+            binary,
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--remote-debugging-port=0", "--remote-allow-origins=*", "--user-data-dir=\(profile.path)",
+                "--window-size=1280,1000", url,
+            ]
+        )
         // Chromium writes the port it chose to DevToolsActivePort in the profile.
         let file = profile.appendingPathComponent("DevToolsActivePort")
         let deadline = ContinuousClock.now + .seconds(30)
@@ -45,7 +43,7 @@ final class HeadlessChromium: Sendable {
             if lines.count < 2 { try await Task.sleep(for: .milliseconds(100)) }
         }
         guard lines.count >= 2, let port = Int(lines[0]) else {
-            process.terminate()
+            await process.stop()
             throw TestFailure("Chromium did not open its DevTools port")
         }
         devToolsPort = port
@@ -54,9 +52,9 @@ final class HeadlessChromium: Sendable {
 
     var browserSocketURL: String { "ws://127.0.0.1:\(devToolsPort)\(browserPath)" }
 
-    func stop() {
-        process.terminate()
-        process.waitUntilExit()
+    /// Ends the browser and its helper processes, and removes its profile.
+    func stop() async {
+        await process.stop()
         try? FileManager.default.removeItem(at: profile)
     }
 }
@@ -132,49 +130,65 @@ struct DashboardBrowserTests {
             let port = try #require(client.port)
             try await postBatch(client, [pageView("/pricing", session: "s1"), pageView("/docs", session: "s2")])
             let chromium = try await HeadlessChromium(url: "http://127.0.0.1:\(port)/api/realtime/")
-            defer { chromium.stop() }
-            // Screenshots come in one large frame.
-            try await WebSocketClient.connect(
-                url: chromium.browserSocketURL,
-                configuration: .init(maxFrameSize: 1 << 26),
-                logger: Logger(label: "devtools")
-            ) { inbound, outbound, _ in
-                let page = DevToolsSession(inbound, outbound)
-                try await page.attachToPage()
-                _ = try await page.send("Runtime.enable")
-                let status = try await page.waitFor("document.getElementById('status-text').textContent") { $0 == "live" }
-                #expect(status == "live")
-                // The greeting: the stored events and the stats, from the server.
-                let before = try await page.waitFor("document.getElementById('total-events').textContent") { $0 == "2" }
-                #expect(before == "2")
-                // Live: an event stored now appears as a fresh row, and the total follows.
-                try await postBatch(client, [pageView("/live-arrival", session: "s3", extra: #", "country": "DE""#)])
-                let fresh = try await page.waitFor(
-                    "[...document.querySelectorAll('#events tr.fresh td.page')].map(td => td.textContent).join('|')"
-                ) { $0 == "/live-arrival" }
-                #expect(fresh == "/live-arrival")
-                let total = try await page.waitFor("document.getElementById('total-events').textContent") { $0 == "3" }
-                #expect(total == "3")
-                let pages = try await page.evaluate("[...document.querySelectorAll('#events td.page')].map(td => td.textContent).join('|')")
-                #expect(pages == "/live-arrival|/docs|/pricing")
-                let topPages = try await page.waitFor("[...document.querySelectorAll('#top-pages .page')].map(s => s.textContent).sort().join('|')") {
-                    $0 == "/docs|/live-arrival|/pricing"
-                }
-                #expect(topPages == "/docs|/live-arrival|/pricing")
-                let chart = try await page.evaluate("document.getElementById('line').getAttribute('d').length > 10")
-                #expect(chart == true)
-
-                let shot = try await page.send("Page.captureScreenshot", ["format": "png"])
-                guard case .string(let base64)? = shot["data"], let png = Data(base64Encoded: base64) else { throw TestFailure("no screenshot") }
-                let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-                    .appendingPathComponent(".build/test-output")
-                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-                let file = folder.appendingPathComponent("realtime-dashboard.png")
-                try png.write(to: file)
-                #expect(png.count > 10_000)
-                print("dashboard screenshot: \(file.path)")
-                try await outbound.close(.normalClosure, reason: nil)
+            // DevTools replies are awaited without a time limit of their own: a browser that stops answering is
+            // stopped after two minutes, which closes its socket and so ends the wait (and the test, failed).
+            let watchdog = Task {
+                try await Task.sleep(for: .seconds(120))
+                await chromium.stop()
             }
+            defer { watchdog.cancel() }
+            do {
+                try await showsLiveEvents(chromium, client)
+            } catch {
+                await chromium.stop()
+                throw error
+            }
+            await chromium.stop()
+        }
+    }
+
+    func showsLiveEvents(_ chromium: HeadlessChromium, _ client: any TestClientProtocol) async throws {
+        // Screenshots come in one large frame.
+        try await WebSocketClient.connect(
+            url: chromium.browserSocketURL,
+            configuration: .init(maxFrameSize: 1 << 26),
+            logger: Logger(label: "devtools")
+        ) { inbound, outbound, _ in
+            let page = DevToolsSession(inbound, outbound)
+            try await page.attachToPage()
+            _ = try await page.send("Runtime.enable")
+            let status = try await page.waitFor("document.getElementById('status-text').textContent") { $0 == "live" }
+            #expect(status == "live")
+            // The greeting: the stored events and the stats, from the server.
+            let before = try await page.waitFor("document.getElementById('total-events').textContent") { $0 == "2" }
+            #expect(before == "2")
+            // Live: an event stored now appears as a fresh row, and the total follows.
+            try await postBatch(client, [pageView("/live-arrival", session: "s3", extra: #", "country": "DE""#)])
+            let fresh = try await page.waitFor(
+                "[...document.querySelectorAll('#events tr.fresh td.page')].map(td => td.textContent).join('|')"
+            ) { $0 == "/live-arrival" }
+            #expect(fresh == "/live-arrival")
+            let total = try await page.waitFor("document.getElementById('total-events').textContent") { $0 == "3" }
+            #expect(total == "3")
+            let pages = try await page.evaluate("[...document.querySelectorAll('#events td.page')].map(td => td.textContent).join('|')")
+            #expect(pages == "/live-arrival|/docs|/pricing")
+            let topPages = try await page.waitFor("[...document.querySelectorAll('#top-pages .page')].map(s => s.textContent).sort().join('|')") {
+                $0 == "/docs|/live-arrival|/pricing"
+            }
+            #expect(topPages == "/docs|/live-arrival|/pricing")
+            let chart = try await page.evaluate("document.getElementById('line').getAttribute('d').length > 10")
+            #expect(chart == true)
+
+            let shot = try await page.send("Page.captureScreenshot", ["format": "png"])
+            guard case .string(let base64)? = shot["data"], let png = Data(base64Encoded: base64) else { throw TestFailure("no screenshot") }
+            let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent(".build/test-output")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let file = folder.appendingPathComponent("realtime-dashboard.png")
+            try png.write(to: file)
+            #expect(png.count > 10_000)
+            print("dashboard screenshot: \(file.path)")
+            try await outbound.close(.normalClosure, reason: nil)
         }
     }
 }

@@ -34,7 +34,7 @@ struct OpenAPITests {
                 #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
                 return String(buffer: response.body)
             }
-            #expect(try validateOpenAPI(document) == "")
+            #expect(try await validateOpenAPI(document) == "")
             let parsed = try JSONDecoder().decode(JSONValue.self, from: Data(document.utf8))
             guard case .object(let root) = parsed, case .object(let paths)? = root["paths"] else { throw TestFailure("no paths") }
             #expect(root["openapi"] == "3.1.0")

@@ -930,7 +930,7 @@ struct PipesTests {
             #expect(!names.contains("feature_usage"))
             let document = try await client.execute(uri: "/v0/pipes/openapi.json", method: .get, headers: adminAuth) { try $0.json() }
             #expect(document["openapi"] == "3.1.0")
-            #expect(try validateOpenAPI(JSONValue.object(document).jsonText) == "")
+            #expect(try await validateOpenAPI(JSONValue.object(document).jsonText) == "")
             guard case .object(let paths)? = document["paths"], case .object(let get)? = paths["/v0/pipes/realtime_traffic.json"],
                 case .object(let operation)? = get["get"], case .array(let parameters)? = operation["parameters"]
             else { throw TestFailure("no realtime_traffic path") }
@@ -1002,20 +1002,12 @@ struct PipesTests {
 }
 
 /// Runs openapi-spec-validator (PyPI; `scripts/test` installs it) on a document: "" when valid, else its report.
-func validateOpenAPI(_ json: String) throws -> String {
+func validateOpenAPI(_ json: String) async throws -> String {
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-\(UUID().uuidString).json")
     try json.write(to: file, atomically: true, encoding: .utf8)
     defer { try? FileManager.default.removeItem(at: file) }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-m", "openapi_spec_validator", file.path]
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return process.terminationStatus == 0 ? "" : report
+    let (status, report) = try await ChildProcess.run("/usr/bin/env", ["python3", "-m", "openapi_spec_validator", file.path])
+    return status == 0 ? "" : report
 }
 
 /// A folder of pipe templates for `PIPES_DIR`: each pipe (name → file text) in the template `engagement`, which the
