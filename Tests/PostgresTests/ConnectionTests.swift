@@ -14,6 +14,16 @@ struct ConnectionTests {
         var last: String? { entries.withLock { $0.last } }
     }
 
+    /// Whether `condition` holds within `timeout`, checked every 20 ms.
+    func eventually(_ timeout: Duration = .seconds(30), _ condition: () -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !condition() {
+            guard ContinuousClock.now < deadline else { return false }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return true
+    }
+
     @Test("a transaction commits when its closure returns and rolls back when it throws")
     func transactions() async throws {
         let pool = try await TestDatabase.makePool()
@@ -102,25 +112,30 @@ struct ConnectionTests {
     func poolExhaustion() async throws {
         let pool = try await TestDatabase.makePool(size: 2, acquireTimeout: .seconds(30))
         let order = Log()
+        // Each step waits for the one before it rather than for a time, which a busy machine can overrun.
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<2 {
                 group.addTask {
                     try await pool.withConnection { connection in
-                        try await connection.query("SELECT pg_sleep(\(index == 0 ? 0.4 : 1.2))")
+                        try await connection.query("SELECT 1")
+                        if index == 0 {
+                            // Given back once a third caller waits, the pool opening no third connection.
+                            #expect(try await eventually { pool.statistics.waiting == 1 && pool.statistics.inUse == 2 })
+                        } else {
+                            // Kept until the waiter has had holder 0's connection.
+                            #expect(try await eventually { order.entries.withLock { $0.contains("waiter") } })
+                        }
                         order.append("holder \(index)")
                     }
                 }
             }
-            try await Task.sleep(for: .milliseconds(100))
+            #expect(try await eventually { pool.statistics.inUse == 2 })
             group.addTask {
                 try await pool.withConnection { connection in
                     try await connection.query("SELECT 1")
                     order.append("waiter")
                 }
             }
-            try await Task.sleep(for: .milliseconds(100))
-            #expect(pool.statistics.waiting == 1)
-            #expect(pool.statistics.inUse == 2)
             try await group.waitForAll()
         }
         #expect(order.entries.withLock { $0 } == ["holder 0", "waiter", "holder 1"])
@@ -150,7 +165,13 @@ struct ConnectionTests {
             logger: TestDatabase.logger
         )
         #expect(try await admin.query("SELECT pg_terminate_backend(\(firstPID))")[0].decode(Bool.self, at: 0))
-        try await Task.sleep(for: .milliseconds(100))
+        // Gone from the server (its end takes a moment on a busy machine), so the pool's next use meets a dead one.
+        var gone = false
+        for _ in 0..<1500 where !gone {
+            gone = try await admin.query("SELECT count(*) FROM pg_stat_activity WHERE pid = \(firstPID)")[0].decode(Int.self, at: 0) == 0
+            if !gone { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(gone)
         let (pid, value) = try await pool.withConnection { connection in
             (connection.backendPID, try await connection.query("SELECT 41 + 1")[0].decode(Int.self, at: 0))
         }
