@@ -29,11 +29,12 @@
 -- window, those across an end of it recounted from their events inside it, and events without a session from the
 -- events. Each user's top page and device come from their events with mode(). At a million events, in psql, the
 -- features took 2.4–3.3 s from the events alone (each user's pages and devices counted by hash aggregates, the
--- greatest counts joined) and take 1.3–2.0 s; equal rows (all time, windows cutting sessions at both ends). At ten
--- million, the top pages and devices take 11 s of it. The sessions are not grouped one by one: each user's rows are
--- summed as if each were a session, and only sessions with several rows are merged apart (as tenant_activity_summary
--- does over all time); in psql, equal rows, the sessions' part took 0.33–0.39 → 0.20–0.24 s at a million events and
--- 9.3–10.1 → 5.8–7.0 s at ten million.
+-- greatest counts joined) and take 1.3–2.0 s; equal rows (all time, windows cutting sessions at both ends). The top
+-- pages and devices are read from the user index alone (migration 0020; alternating in psql, 1.57–1.76 → 0.65–0.86 s
+-- at a million events, 24.7–26.9 → 6.6–10.6 s at ten million). The sessions are not grouped one by one: each user's
+-- rows are summed as if each were a session, and only sessions with several rows are merged apart (as
+-- tenant_activity_summary does over all time); in psql, equal rows, the sessions' part took 0.33–0.39 → 0.20–0.24 s
+-- at a million events and 9.3–10.1 → 5.8–7.0 s at ten million.
 WITH groups AS NOT MATERIALIZED (
     SELECT user_id, session_id, tenant_id, clicks, duration_sum, first_time, last_time, country, country_time
     FROM session_totals_inside(:workspace_id, now() - :since, now(), false)
