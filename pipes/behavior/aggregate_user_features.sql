@@ -21,10 +21,10 @@
 --   events. With a country filter, the latest country of every user is needed first; it is merged into the per-user
 --   rows by grouping, not by a join, because the planner cannot estimate either side (a nested loop over the two
 --   took minutes).
--- - A longer window (the default, 90 days, over a month of data): from the session totals (migration 0015) through
---   migration 0017's functions, as assign_clusters reads them. Each user's rows are summed as if each were a session
---   (a session is one row but where its events name several tenants or bot flags), and only sessions with several
---   rows are merged apart (`sessions_with_several_rows`, migration 0019). Over 90 days, in psql, equal rows:
+-- - A longer window (the default, 90 days, over a month of data): from the session totals (migration 0015), each
+--   user's as `user_session_features` (migration 0021) sums them, as assign_clusters reads them: each user's rows
+--   summed as if each were a session (a session is one row but where its events name several tenants or bot flags),
+--   and only sessions with several rows merged apart (`sessions_with_several_rows`, 0019). Over 90 days, in psql:
 --   1.48–1.69 → 0.98–1.07 s at a million events, 16.6 → 8.6 s at ten million. It reads every session's totals and
 --   the whole key index whatever the window: one day at a million events took 0.17 s from the events and 0.42 s from
 --   the totals, seven days (with a country) 0.49 and 0.64 s, hence the choice. The events' way is gated above its
@@ -100,59 +100,11 @@ from_events AS (
     ) chosen
     WHERE NOT (SELECT totals FROM long_window)
 ),
--- From the session totals: each user's rows (rows without a session, one per tenant, user and bot flag, count in
--- the events only), with the latest country as assign_clusters finds it when a country is asked.
-groups AS NOT MATERIALIZED (
-    SELECT user_id, session_id, events, clicks, duration_sum, first_time, last_time, country, country_time
-    FROM session_totals_inside(:workspace_id, now() - :since, now(), :include_bots)
-    WHERE user_id IS NOT NULL AND (SELECT totals FROM long_window)
-    UNION ALL
-    SELECT user_id, session_id, events, clicks, duration_sum, first_time, last_time, country, country_time
-    FROM session_totals_recounted(:workspace_id, now() - :since, now(), :include_bots)
-    WHERE user_id IS NOT NULL AND (SELECT totals FROM long_window)
-),
-by_user AS (
-    SELECT user_id,
-           count(session_id) AS sessions,
-           sum(coalesce(duration_sum, extract(epoch FROM last_time - first_time))) FILTER (WHERE session_id IS NOT NULL) AS durations,
-           sum(clicks) FILTER (WHERE session_id IS NOT NULL) AS clicks,
-           sum(events::integer) AS events,
-           min(first_time) AS first_seen, max(last_time) AS last_seen,
-           CASE WHEN :country IS NOT NULL THEN
-               (min(ARRAY[lpad(((253402300800 - extract(epoch FROM country_time)) * 1000000)::bigint::text, 19, '0'), country])
-                   FILTER (WHERE country IS NOT NULL))[2]
-           END AS country
-    FROM groups
-    GROUP BY user_id
-),
--- The sessions with several rows (any tenant, user or bot flag: a superset; migration 0019).
-shared AS MATERIALIZED (
-    SELECT session_id FROM sessions_with_several_rows(:workspace_id) WHERE (SELECT totals FROM long_window)
-),
-merged AS (
-    SELECT user_id, sum(rows - 1) AS extra_rows, sum(duration - durations) AS duration_change
-    FROM (
-        SELECT g.user_id, g.session_id, count(*) AS rows,
-               sum(coalesce(g.duration_sum, extract(epoch FROM g.last_time - g.first_time))) AS durations,
-               coalesce(sum(g.duration_sum), extract(epoch FROM max(g.last_time) - min(g.first_time))) AS duration
-        FROM groups g
-        JOIN shared s ON s.session_id = g.session_id
-        GROUP BY g.user_id, g.session_id
-    ) m
-    GROUP BY user_id
-),
+-- From the session totals (migration 0021), with the latest country only when a country is asked.
 from_totals AS (
     SELECT user_id, total_sessions, avg_session_duration, avg_clicks_per_session, total_events, first_seen, last_seen
-    FROM (
-        SELECT u.user_id,
-               (u.sessions - coalesce(m.extra_rows, 0))::bigint AS total_sessions,
-               (u.durations + coalesce(m.duration_change, 0)) / nullif(u.sessions - coalesce(m.extra_rows, 0), 0) AS avg_session_duration,
-               u.clicks::numeric / nullif(u.sessions - coalesce(m.extra_rows, 0), 0) AS avg_clicks_per_session,
-               u.events::bigint AS total_events, u.first_seen, u.last_seen
-        FROM by_user u
-        LEFT JOIN merged m ON m.user_id = u.user_id
-        WHERE :country IS NULL OR u.country = :country
-    ) users
+    FROM user_session_features(:workspace_id, now() - :since, now(), :include_bots)
+    WHERE (SELECT totals FROM long_window) AND (:country IS NULL OR country = :country)
     ORDER BY total_sessions DESC, total_events DESC, user_id
     LIMIT :limit
 ),

@@ -24,70 +24,20 @@
 -- @column country                 the country of the latest event that names one (of several at that time, the least)
 --
 -- The SQL returns the users to cluster, one row each, ordered by user_id (so that the seeding sees the same order
--- every time), with the features aggregate_user_features returns. Sessions come from their totals (migration 0015)
--- through migration 0017's functions, as tenant_activity_summary reads them: the totals of the sessions inside the
--- window, those across an end of it recounted from their events inside it, and events without a session from the
--- events. Each user's top page and device come from their events with mode(). At a million events, in psql, the
--- features took 2.4–3.3 s from the events alone (each user's pages and devices counted by hash aggregates, the
--- greatest counts joined) and take 1.3–2.0 s; equal rows (all time, windows cutting sessions at both ends). The top
--- pages and devices are read from the user index alone (migration 0020; alternating in psql, 1.57–1.76 → 0.65–0.86 s
--- at a million events, 24.7–26.9 → 6.6–10.6 s at ten million). The sessions are not grouped one by one: each user's
--- rows are summed as if each were a session, and only sessions with several rows are merged apart (as
--- tenant_activity_summary does over all time); in psql, equal rows, the sessions' part took 0.33–0.39 → 0.20–0.24 s
--- at a million events and 9.3–10.1 → 5.8–7.0 s at ten million.
-WITH groups AS NOT MATERIALIZED (
-    SELECT user_id, session_id, tenant_id, clicks, duration_sum, first_time, last_time, country, country_time
-    FROM session_totals_inside(:workspace_id, now() - :since, now(), false)
-    WHERE user_id IS NOT NULL
-    UNION ALL
-    SELECT user_id, session_id, tenant_id, clicks, duration_sum, first_time, last_time, country, country_time
-    FROM session_totals_recounted(:workspace_id, now() - :since, now(), false)
-    WHERE user_id IS NOT NULL
-),
--- Each user's rows of totals summed as if each row were a session: a session is one row but where its events name
--- several tenants (a row per tenant). Grouping every session first took most of the features' time.
-by_user AS (
-    SELECT user_id,
-           count(session_id) AS sessions,
-           sum(coalesce(duration_sum, extract(epoch FROM last_time - first_time))) FILTER (WHERE session_id IS NOT NULL) AS durations,
-           sum(clicks) FILTER (WHERE session_id IS NOT NULL) AS clicks,
-           -- The latest country, and the least of those named at that time, found in the aggregates (a join with the
-           -- users' latest times is one the planner cannot estimate): the least pair of (microseconds from then to
-           -- the year 10000, as 19 digits, which sort as numbers do) and the country.
-           min(ARRAY[lpad(((253402300800 - extract(epoch FROM country_time)) * 1000000)::bigint::text, 19, '0'), country])
-               FILTER (WHERE country IS NOT NULL) AS latest_country,
-           -- A user's tenant: the greatest, should their events name several (a tenant's token sees only its own).
-           max(tenant_id) AS tenant_id
-    FROM groups
-    GROUP BY user_id
-),
--- The sessions with several rows (any tenant, user or bot flag: a superset; migration 0019).
-shared AS MATERIALIZED (
-    SELECT session_id FROM sessions_with_several_rows(:workspace_id)
-),
--- What merging a user's rows of one session changes: a session fewer per extra row, and the session's duration (its
--- events' durations, else first to last event of all its rows) in place of its rows' own.
-merged AS (
-    SELECT user_id, sum(rows - 1) AS extra_rows, sum(duration - durations) AS duration_change
-    FROM (
-        SELECT g.user_id, g.session_id, count(*) AS rows,
-               sum(coalesce(g.duration_sum, extract(epoch FROM g.last_time - g.first_time))) AS durations,
-               coalesce(sum(g.duration_sum), extract(epoch FROM max(g.last_time) - min(g.first_time))) AS duration
-        FROM groups g
-        JOIN shared s ON s.session_id = g.session_id
-        GROUP BY g.user_id, g.session_id
-    ) m
-    GROUP BY user_id
-),
-per_user AS (
-    SELECT u.user_id,
-           (u.sessions - coalesce(m.extra_rows, 0))::int AS total_sessions,
-           (u.durations + coalesce(m.duration_change, 0)) / nullif(u.sessions - coalesce(m.extra_rows, 0), 0) AS avg_session_duration,
-           u.clicks::numeric / nullif(u.sessions - coalesce(m.extra_rows, 0), 0) AS avg_clicks_per_session,
-           u.latest_country[2] AS country,
-           u.tenant_id
-    FROM by_user u
-    LEFT JOIN merged m ON m.user_id = u.user_id
+-- every time), with the features aggregate_user_features returns. Sessions come from their totals (migration 0015),
+-- summed per user by `user_session_features` (migration 0021; aggregate_user_features reads them the same way): the
+-- totals of the sessions inside the window, those across an end of it recounted from their events inside it, and
+-- events without a session from the events. Each user's top page and device come from their events with mode().
+-- At a million events, in psql, the features took 2.4–3.3 s from the events alone (each user's pages and devices
+-- counted by hash aggregates, the greatest counts joined) and take 1.3–2.0 s; equal rows (all time, windows cutting
+-- sessions at both ends). The top pages and devices are read from the user index alone (migration 0020; alternating
+-- in psql, 1.57–1.76 → 0.65–0.86 s at a million events, 24.7–26.9 → 6.6–10.6 s at ten million). The sessions are not
+-- grouped one by one: each user's rows are summed as if each were a session, and only sessions with several rows are
+-- merged apart (as tenant_activity_summary does over all time); in psql, equal rows, the sessions' part took
+-- 0.33–0.39 → 0.20–0.24 s at a million events and 9.3–10.1 → 5.8–7.0 s at ten million.
+WITH per_user AS (
+    SELECT user_id, total_sessions::int AS total_sessions, avg_session_duration, avg_clicks_per_session, country, tenant_id
+    FROM user_session_features(:workspace_id, now() - :since, now(), false)
 ),
 -- Each user's most frequent page and device (mode(): of values equally frequent, the first in order). Counting
 -- each user's pages and devices with hash aggregates and joining the greatest counts took twice as long.
