@@ -11,9 +11,8 @@ import Testing
 /// Not Foundation's `Process`: its `waitUntilExit()` spins a run loop for the child's exit to be delivered to, and
 /// on a test's thread (not the main one) on a busy machine that delivery can be missed, blocking the thread for good;
 /// and a child started from a thread that blocks SIGTERM (the test process's worker threads do) inherits the blocked
-/// signal, so `terminate()` may never end it. One or the other most likely held a CI run until its time ran out, after
-/// the browser test's screenshot. Here signals are reset in the child, and the test waits by polling `waitpid`
-/// between async sleeps, for a bounded time.
+/// signal, so `terminate()` may never end it. Either would hold the test run until CI's time ran out. Here signals
+/// are reset in the child, and the test waits by polling `waitpid` between async sleeps, for a bounded time.
 final class ChildProcess: Sendable {
     let pid: pid_t
     /// Where the program's standard output and error go.
