@@ -14,11 +14,27 @@ public final class PostgresConnection: @unchecked Sendable {
     /// The server process serving this connection (`pg_backend_pid()`).
     public let backendPID: Int32
     var closed = false
+    /// Set when the server sent a FATAL message outside a statement (`pg_terminate_backend`, shutdown): the
+    /// backend is ending, even while its socket is still open.
+    var endedByServer = false
 
     private init(pointer: OpaquePointer, threadPool: NIOThreadPool) {
         self.pointer = pointer
         self.threadPool = threadPool
         self.backendPID = PQbackendPID(pointer)
+        // Server notices (warnings) would go to stderr; statements report errors through results instead. A
+        // message that arrives between statements is handed to the notice receiver, FATAL ones included.
+        PQsetNoticeReceiver(
+            pointer,
+            { argument, result in
+                guard let argument, let result,
+                    let severity = PQresultErrorField(result, Int32(Character("V").asciiValue!)),
+                    String(cString: severity) == "FATAL"
+                else { return }
+                Unmanaged<PostgresConnection>.fromOpaque(argument).takeUnretainedValue().endedByServer = true
+            },
+            Unmanaged.passUnretained(self).toOpaque()
+        )
     }
 
     deinit {
@@ -53,8 +69,6 @@ public final class PostgresConnection: @unchecked Sendable {
             PQfinish(pointer)
             throw PostgresError(.connectionFailed, message: message)
         }
-        // Server notices (warnings) would go to stderr; statements report errors through results instead.
-        PQsetNoticeProcessor(pointer, { _, _ in }, nil)
         let connection = PostgresConnection(pointer: pointer, threadPool: threadPool)
         // Times come back in UTC and ISO format, whatever the server's defaults.
         _ = try connection.execBlocking(sql: "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'", binds: nil)
@@ -62,7 +76,7 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Whether libpq considers the connection usable.
-    public var isBroken: Bool { closed || PQstatus(pointer) != CONNECTION_OK }
+    public var isBroken: Bool { closed || endedByServer || PQstatus(pointer) != CONNECTION_OK }
 
     /// Reads whatever the server has sent without blocking, and reports whether the connection is still alive.
     ///
@@ -72,12 +86,13 @@ public final class PostgresConnection: @unchecked Sendable {
         (try? await threadPool.runIfActive { [self] in
             guard !isBroken else { return false }
             // A terminated backend sends a FATAL message, then closes: the first read takes the message
-            // (PQisBusy parses it as a notice), the second one sees the end of the stream.
+            // (PQisBusy parses it and hands it to the notice receiver), the second one sees the end of the
+            // stream if it has come. The message alone is enough: the socket may close a moment later.
             for _ in 0..<2 {
                 guard PQconsumeInput(pointer) == 1 else { return false }
                 _ = PQisBusy(pointer)
             }
-            return PQstatus(pointer) == CONNECTION_OK
+            return !isBroken
         }) ?? false
     }
 
