@@ -105,8 +105,10 @@ extension PostgresConnection {
 
     /// Consumes input without blocking and returns queued notifications.
     func readNotifications() throws(PostgresError) -> [PostgresNotification] {
-        guard PQconsumeInput(pointer) == 1, PQstatus(pointer) == CONNECTION_OK else {
-            throw PostgresError(.connectionLost, message: String(cString: PQerrorMessage(pointer)))
+        guard PQconsumeInput(pointer) == 1, !isBroken else {
+            // A FATAL message (shutdown, pg_terminate_backend) ends the session before its socket closes.
+            let message = String(cString: PQerrorMessage(pointer))
+            throw PostgresError(.connectionLost, message: message.isEmpty ? "the server ended the session" : message)
         }
         var received: [PostgresNotification] = []
         while let notify = PQnotifies(pointer) {

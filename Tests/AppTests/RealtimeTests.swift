@@ -110,7 +110,33 @@ func withTwoLiveApps(
     let first = try await buildApplication(try testConfig(database: database, settings), logger: TestDatabase.logger)
     let second = try await buildApplication(try testConfig(database: database, settings), logger: TestDatabase.logger)
     try await first.test(.live) { one in
-        try await second.test(.live) { two in try await body(one, two) }
+        try await second.test(.live) { two in
+            // Each server streams the other's events once its hub listens (over a connection of its own, opened as
+            // it starts): before that, they are not streamed to its clients.
+            #expect(try await waitForListeners(2, on: database))
+            try await body(one, two)
+        }
+    }
+}
+
+/// Whether `count` sessions on `database` are listening (have run `LISTEN` and wait), within 30 s.
+func waitForListeners(_ count: Int, on database: PostgresConfiguration) async throws -> Bool {
+    let connection = try await PostgresConnection.connect(database, threadPool: TestDatabase.threadPool)
+    do {
+        let listening = try await eventually {
+            let rows = try await connection.query(
+                """
+                SELECT count(*) FROM pg_stat_activity
+                WHERE datname = current_database() AND state = 'idle' AND query LIKE 'LISTEN %'
+                """
+            )
+            return try rows[0].decode(Int.self, at: 0) == count
+        }
+        await connection.close()
+        return listening
+    } catch {
+        await connection.close()
+        throw error
     }
 }
 
@@ -488,37 +514,27 @@ struct RealtimeTests {
 
                 try embedded.stop()
                 _ = try await embedded.start()
-                // Server two's pool reconnects on its next requests (503 meanwhile) and server one's listener on its
-                // own, with backoff; events stored before it listens again are not streamed. So store one event every
-                // half second until server one streams one of them.
-                let port = try #require(two.port)
-                let sender = Task {
-                    for attempt in 0..<60 {
-                        _ = try? await post(port: port, "/api/events/", pageView("/after-restart-\(attempt)", session: "b"))
-                        try await Task.sleep(for: .milliseconds(500))
-                    }
+                // Each server's listener reconnects on its own, with backoff; events stored before server one listens
+                // again are not streamed to its clients. So wait for both, then store one event through server two,
+                // whose pool replaces its broken connections as it lends them (a request meeting the restart gets 503).
+                #expect(try await waitForListeners(2, on: database))
+                var status = HTTPResponse.Status.serviceUnavailable
+                for _ in 0..<40 where status != .created {
+                    status = try await two.execute(
+                        uri: "/api/events/",
+                        method: .post,
+                        headers: [.contentType: "application/json"],
+                        body: ByteBuffer(text: pageView("/after-restart", session: "b"))
+                    ) { $0.status }
+                    if status != .created { try await Task.sleep(for: .milliseconds(250)) }
                 }
-                defer { sender.cancel() }
+                #expect(status == .created)
                 let after = try await socket.receive(timeout: .seconds(30)) { !liveEvents($0).isEmpty }
-                sender.cancel()
-                let page = liveEvents(after).first?["page"]
-                #expect(page.map { if case .string(let text) = $0 { text.hasPrefix("/after-restart-") } else { false } } == true)
+                #expect(liveEvents(after).map { $0["page"] } == ["/after-restart"])
                 try await socket.close()
             }
         }
     }
-}
-
-/// POSTs JSON over a new connection and returns the status.
-func post(port: Int, _ path: String, _ body: String) async throws -> Int {
-    var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
-    request.httpMethod = "POST"
-    request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-    // Not kept alive: an idle connection would hold up the test server's shutdown.
-    request.setValue("close", forHTTPHeaderField: "Connection")
-    request.httpBody = Data(body.utf8)
-    let (_, response) = try await URLSession.shared.data(for: request)
-    return (response as? HTTPURLResponse)?.statusCode ?? 0
 }
 
 /// A WebSocket client that completes the handshake and then reads nothing until asked to, with a small receive

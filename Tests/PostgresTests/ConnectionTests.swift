@@ -14,16 +14,6 @@ struct ConnectionTests {
         var last: String? { entries.withLock { $0.last } }
     }
 
-    /// Whether `condition` holds within `timeout`, checked every 20 ms.
-    func eventually(_ timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else { return false }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return true
-    }
-
     @Test("a transaction commits when its closure returns and rolls back when it throws")
     func transactions() async throws {
         let pool = try await TestDatabase.makePool()
