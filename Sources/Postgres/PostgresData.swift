@@ -263,6 +263,19 @@ public struct PostgresJSONText: PostgresCodable, Hashable {
     public init(postgresText text: String, type: PostgresType) { self.text = text }
 }
 
+/// An interval in PostgreSQL's input syntax (`1 hour`, `7 day`), bound as an `interval`.
+///
+/// Bound as text and cast (`$1::interval`), it stays an expression in the plan: interval input is only stable, so
+/// the planner neither folds the cast nor what is computed from it, and `time_bucket`'s calendar arithmetic ran for
+/// every row. A parameter of type `interval` is a constant to the planner.
+public struct PostgresInterval: PostgresCodable, Hashable {
+    public var text: String
+    public init(_ text: String) { self.text = text }
+    public static var postgresType: PostgresType { .interval }
+    public var postgresText: String { text }
+    public init(postgresText text: String, type: PostgresType) { self.text = text }
+}
+
 /// Parses one-dimensional PostgreSQL array literals such as `{a,"b c",NULL}`.
 /// PostgreSQL's text form of one-dimensional arrays: `{a,"b c",NULL}`.
 public enum PostgresArrayLiteral {

@@ -339,6 +339,13 @@ struct PipesTests {
             let daily = data(try await pipe(client, "/v0/pipes/active_users.json?time_range=7%20day&time_frame=day", headers: adminAuth))
             #expect(daily.map { $0["active_users"] } == [2, 2])
             #expect(daily.map { $0["events"] } == [2, 3])
+            // By hour: each event in an hour of its own, the bot's left out.
+            let hourly = data(try await pipe(client, "/v0/pipes/active_users.json?time_range=7%20day&time_frame=hour", headers: adminAuth))
+            let hours = [(2, 10), (2, 11), (1, 10), (1, 11), (1, 12)].map {
+                at(daysAgo: $0.0, hour: $0.1).replacingOccurrences(of: " ", with: "T") + "Z"
+            }
+            #expect(hourly.map { $0["period"] } == hours.map { .string($0) })
+            #expect(hourly.map { $0["active_users"] } == [1, 1, 1, 1, 1])
             let clicks = data(
                 try await pipe(client, "/v0/pipes/active_users.json?time_range=7%20day&time_frame=day&event_type=click", headers: adminAuth)
             )

@@ -56,6 +56,12 @@ struct QueryTests {
             #expect(elements.map(\.1) == ["a", "-", "", "NULL"])
             #expect(elements.map(\.2) == [true, false, true, false])
 
+            // An interval is bound as one: a constant to the planner, where text cast to interval is not.
+            let interval = try await connection.query(
+                "SELECT \(PostgresInterval("1 day 02:00:00")), pg_typeof(\(PostgresInterval("1 week")))::text"
+            )[0].decode((PostgresInterval, String).self)
+            #expect(interval.0 == PostgresInterval("1 day 02:00:00") && interval.1 == "interval")
+
             let special = try await connection.query("SELECT \(Double.infinity), \(-Double.infinity), \(Double.nan)")[0]
                 .decode((Double, Double, Double).self)
             #expect(special.0 == .infinity && special.1 == -.infinity && special.2.isNaN)

@@ -10,8 +10,14 @@
 -- @column events        events
 --
 -- Distinct (period, visitor, session) groups first: a hash aggregate, where count(DISTINCT …) would sort every event.
+-- The period's length is written out per word rather than cast from text ('1 ' || :time_frame): interval input is
+-- only stable, so the planner kept the cast, and time_bucket's calendar arithmetic ran for every event; from
+-- constants it is folded to one date_bin (a day by hour at a million events, in psql: 59–61 → 39–45 ms, equal rows).
 WITH groups AS (
-    SELECT time_bucket(('1 ' || :time_frame)::interval, time) AS period,
+    SELECT time_bucket(CASE :time_frame
+                           WHEN 'minute' THEN interval '1 minute' WHEN 'hour' THEN interval '1 hour'
+                           WHEN 'day' THEN interval '1 day' WHEN 'week' THEN interval '1 week' ELSE interval '1 month'
+                       END, time) AS period,
            visitor_id AS visitor, session_id, count(*) AS events
     FROM events
     WHERE workspace_id = :workspace_id

@@ -337,7 +337,7 @@ struct AnalyticsController: Sendable {
             query.fail("period", "must be day or week")
         }
         try query.finish()
-        let width = days == 7 ? "1 week" : "1 day"
+        let width = PostgresInterval(days == 7 ? "1 week" : "1 day")
         let lastInstant = common.to.addingTimeInterval(-0.000_001)
         // Who was active when: from the visitor-hours the writer keeps (migration 0011) when the zone's local days
         // start on whole UTC hours throughout the window, which is every zone but a few (India, Nepal, …); else from
@@ -370,9 +370,9 @@ struct AnalyticsController: Sendable {
                 """
                 WITH bounds AS (
                     SELECT first_day,
-                           ((time_bucket(\(width)::interval, \(lastInstant), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date - first_day)
+                           ((time_bucket(\(width), \(lastInstant), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date - first_day)
                            / \(days)::int AS last_period
-                    FROM (SELECT (time_bucket(\(width)::interval, \(common.from), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date AS first_day) f
+                    FROM (SELECT (time_bucket(\(width), \(common.from), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date AS first_day) f
                 ),
                 -- Held: read twice below.
                 patterns AS MATERIALIZED (
@@ -442,7 +442,7 @@ struct AnalyticsController: Sendable {
             """
             WITH pairs AS (
                 -- One row per visitor and active period: far fewer rows than events.
-                SELECT visitor, time_bucket(\(width)::interval, time, \(common.timeZone)) AS bucket
+                SELECT visitor, time_bucket(\(width), time, \(common.timeZone)) AS bucket
                 FROM (\(activity)) activity
                 GROUP BY 1, 2
             ),
@@ -455,7 +455,7 @@ struct AnalyticsController: Sendable {
             periods AS (
                 SELECT s.cohort, s.retained AS users, n AS period
                 FROM active s,
-                     generate_series(0, round(date_part('epoch', time_bucket(\(width)::interval, \(lastInstant), \(common.timeZone)) - s.cohort)
+                     generate_series(0, round(date_part('epoch', time_bucket(\(width), \(lastInstant), \(common.timeZone)) - s.cohort)
                                               / \(86_400 * days))::int) AS n
                 WHERE s.period = 0
             )

@@ -116,7 +116,7 @@ struct EventsController: Sendable {
         let rows = try await pool.withReadAccess(scope, timeout: queryTimeout) { connection in
             try await connection.query(
                 """
-                SELECT time_bucket(\(bucket)::interval, time, \(timeZone)) AS bucket, page, os, count(*) AS count, avg(duration) AS avg_duration
+                SELECT time_bucket(\(PostgresInterval(bucket)), time, \(timeZone)) AS bucket, page, os, count(*) AS count, avg(duration) AS avg_duration
                 FROM events
                 WHERE workspace_id = \(scope.workspaceID) AND time >= \(window.from) AND time < \(window.to)
                   AND (\(includeBots) OR NOT is_bot)
