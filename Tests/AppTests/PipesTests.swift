@@ -734,6 +734,18 @@ struct PipesTests {
             #expect(column(window, "avg_session_duration") == [300.0])
             #expect(column(window, "first_activity") == ["2023-08-01T10:10:00Z"])
             #expect(column(window, "last_activity") == ["2023-08-01T23:50:00Z"])
+            // Until 10:15 on the 1st, open before: A's first two events (600 s apart), A crossing the window's end
+            // while no session begins before it.
+            let early = data(
+                try await pipe(client, "/v0/pipes/tenant_activity_summary.json?token=\(testAdminToken)&to_date=2023-08-01%2010:15:00")
+            )
+            #expect(column(early, "tenant_id") == ["t1"])
+            #expect(column(early, "sessions") == [1])
+            #expect(column(early, "users") == [1])
+            #expect(column(early, "events") == [2])
+            #expect(column(early, "page_views") == [1])
+            #expect(column(early, "avg_session_duration") == [600.0])
+            #expect(column(early, "last_activity") == ["2023-08-01T10:10:00Z"])
             // Only t2's events without a session, from 12:30: no session, one user, one event.
             let late = data(try await pipe(client, "/v0/pipes/tenant_activity_summary.json?token=\(testAdminToken)&from_date=2023-08-02%2012:30:00"))
             #expect(column(late, "tenant_id") == ["t2"])
