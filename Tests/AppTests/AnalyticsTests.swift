@@ -321,11 +321,15 @@ struct AnalyticsTests {
     @Test("retention: cohorts by first day, share active in later days, and tz moves the day boundary")
     func retention() async throws {
         // 10 July 2024 (D). u1: D 10:00 and D+1 10:00 UTC; u2: D 10:00; u3: D+1 03:00 UTC, which is D 23:00 in New York.
+        // u9, in November, across New York's change from summer time (UTC−4) to winter time (UTC−5) on 3 November:
+        // 1 November 14:00 UTC (10:00 there) and 5 November 04:30 UTC, which is 4 November 23:30 there.
         let events = """
             {"user_id": "u1", "page": "/", "timestamp": "2024-07-10T10:00:00Z"}
             {"user_id": "u1", "page": "/", "timestamp": "2024-07-11T10:00:00Z"}
             {"user_id": "u2", "page": "/", "timestamp": "2024-07-10T10:00:00Z"}
             {"user_id": "u3", "page": "/", "timestamp": "2024-07-11T03:00:00Z"}
+            {"user_id": "u9", "page": "/", "timestamp": "2024-11-01T14:00:00Z"}
+            {"user_id": "u9", "page": "/", "timestamp": "2024-11-05T04:30:00Z"}
             """
         try await withTestApp { client, _ in
             try await client.execute(uri: "/api/events/batch", method: .post, body: ByteBuffer(string: events)) { #expect($0.status == .ok) }
@@ -356,6 +360,14 @@ struct AnalyticsTests {
             #expect(weekly.count == 1)
             let longWeekly = try await rows(client, "/api/analytics/retention?from=2023-01-01T00:00:00Z&to=2024-07-15T00:00:00Z")
             #expect(longWeekly == weekly)
+            // Local days across the change of offset: u9's second day is 4 November there (by the offset the window
+            // starts with, it would be the 5th).
+            let autumn = try await rows(
+                client,
+                "/api/analytics/retention?period=day&from=2024-11-01T00:00:00Z&to=2024-11-06T00:00:00Z&tz=America/New_York"
+            )
+            #expect(autumn.map { $0["cohort_date"] } == Array(repeating: "2024-11-01", count: 5))
+            #expect(autumn.map { $0["retained"] } == [1, 0, 0, 1, 0])
         }
     }
 
