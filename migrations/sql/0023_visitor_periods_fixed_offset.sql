@@ -7,10 +7,10 @@
 --
 -- The offset is the zone's at `from_time`; it is used only when converting every whole hour of the window by it and
 -- by the zone agree (the visitor-hours are whole hours of the window, so that check is exact, and costs a few
--- milliseconds: 720 hours over 30 days, 10,600 at most for the 63 periods of a week that callers allow). Both are
--- computed once per query (sub-selects that name no column), not per row; elsewhere the zone's rules convert as
--- before. The partial hours at the window's ends still come from the events, converted by the zone. Same signature
--- and rows as 0018 (whose comments hold the rest).
+-- milliseconds: 720 hours over 30 days, under 10,000 for the longest weekly window retention sends, 58 weeks).
+-- Both are computed once per query (sub-selects that name no column), not per row; elsewhere the zone's rules
+-- convert as before. The partial hours at the window's ends still come from the events, converted by the zone.
+-- Same signature and rows as 0018 (whose comments hold the rest).
 CREATE OR REPLACE FUNCTION visitor_periods(workspace bigint, from_time timestamptz, to_time timestamptz, include_bots boolean,
                                            zone text, period_days integer)
 RETURNS TABLE (visitor_id bigint, periods bigint)
