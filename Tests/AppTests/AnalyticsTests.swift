@@ -401,6 +401,8 @@ struct AnalyticsTests {
         // u3: 10 Jul 10:50 (inside, in the first hour), 11 Jul 05:00 and 12 Jul 10:45 (outside, in the last hour), so
         //     its periods come from both the events and the visitor-hours;
         // u5: 11 Jul 18:45 UTC, which is 12 Jul 00:15 in Kolkata (UTC+5:30), though its hour starts on 11 Jul there;
+        // u6: 10 Jul 10:40 (inside, in the first hour) and 12 Jul 09:00, the only visitor whose whole hours fall on
+        //     12 Jul alone (so no visitor is left with that pattern once u6's first hour is added);
         // u4: a bot on 11 Jul 12:00. Tenant t1 holds u1 and u2; the others have no tenant.
         let bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
         let events = [
@@ -412,6 +414,8 @@ struct AnalyticsTests {
             #"{"user_id": "u3", "page": "/", "timestamp": "2024-07-11T05:00:00Z"}"#,
             #"{"user_id": "u3", "page": "/", "timestamp": "2024-07-12T10:45:00Z"}"#,
             #"{"user_id": "u5", "page": "/", "timestamp": "2024-07-11T18:45:00Z"}"#,
+            #"{"user_id": "u6", "page": "/", "timestamp": "2024-07-10T10:40:00Z"}"#,
+            #"{"user_id": "u6", "page": "/", "timestamp": "2024-07-12T09:00:00Z"}"#,
             #"{"user_id": "u4", "page": "/", "timestamp": "2024-07-11T12:00:00Z", "user_agent": "\#(bot)"}"#,
         ]
         try await withTestApp { client, _ in
@@ -433,7 +437,7 @@ struct AnalyticsTests {
             let utc = try await rows(client, "/api/analytics/retention?\(window)")
             #expect(
                 utc == [
-                    row("2024-07-10", 0, 2, 2, 100), row("2024-07-10", 1, 2, 1, 50), row("2024-07-10", 2, 2, 1, 50),
+                    row("2024-07-10", 0, 3, 3, 100), row("2024-07-10", 1, 3, 1, 33.33), row("2024-07-10", 2, 3, 2, 66.67),
                     row("2024-07-11", 0, 2, 2, 100), row("2024-07-11", 1, 2, 0, 0),
                 ]
             )
@@ -442,7 +446,7 @@ struct AnalyticsTests {
             let kolkata = try await rows(client, "/api/analytics/retention?\(window)&tz=Asia/Kolkata")
             #expect(
                 kolkata == [
-                    row("2024-07-10", 0, 2, 2, 100), row("2024-07-10", 1, 2, 1, 50), row("2024-07-10", 2, 2, 1, 50),
+                    row("2024-07-10", 0, 3, 3, 100), row("2024-07-10", 1, 3, 1, 33.33), row("2024-07-10", 2, 3, 2, 66.67),
                     row("2024-07-11", 0, 1, 1, 100), row("2024-07-11", 1, 1, 0, 0),
                     row("2024-07-12", 0, 1, 1, 100),
                 ]

@@ -11,9 +11,9 @@
 -- Who was active on which day comes from the visitor-hours the writer keeps (migration 0011), with numbered
 -- visitors: at a million events 1.4 s from events, 0.67 s from there (bench/queries). Windows of up to 56 days keep
 -- each visitor's active days in the bits of one bigint (day n of the window is bit n, so 57 bits over 56 days;
--- `visitor_periods`, migration 0018, groups the visitor-hours in visitor order), and visitors with the same days
--- are counted once, their first and last day taken from the bits, before the days are counted (over 30 days at a
--- million events, in psql, equal rows: 0.49 s with visitor-days, 0.32–0.39 s with a hash aggregate of the
+-- `visitor_period_patterns`, migrations 0018 and 0024, groups the visitor-hours in visitor order), and visitors with
+-- the same days are counted once, their first and last day taken from the bits, before the days are counted (over 30
+-- days at a million events, in psql, equal rows: 0.49 s with visitor-days, 0.32–0.39 s with a hash aggregate of the
 -- visitor-hours, 0.18–0.22 s in visitor order, 0.13–0.15 s with the days counted by byte as below). Longer
 -- windows group the visitor-days, then each visitor's first and last day, with hash aggregates only (window
 -- functions over visitors sorted every visitor-day by visitor and took a third longer). Only one of the two
@@ -25,12 +25,11 @@ WITH activity AS NOT MATERIALIZED (
 first_day AS (
     SELECT ((now() - :lookback_days) AT TIME ZONE 'UTC')::date AS day
 ),
--- Visitors with the same days, counted once.
+-- Visitors with the same days, counted once (migration 0024).
 patterns AS (
-    SELECT periods AS days, count(*) AS visitors
-    FROM visitor_periods(:workspace_id, now() - :lookback_days, now(), :include_bots, 'UTC', 1)
+    SELECT periods AS days, visitors
+    FROM visitor_period_patterns(:workspace_id, now() - :lookback_days, now(), :include_bots, 'UTC', 1)
     WHERE :lookback_days <= interval '56 day'
-    GROUP BY periods
 ),
 -- What the days' counts need, in one pass over the patterns (grouping sets): the visitors active on each day, without
 -- expanding every pattern into its days, summed by the value of each byte of their days (at most 256 values a byte),

@@ -346,24 +346,30 @@ struct AnalyticsController: Sendable {
         // A window of at most 60 periods fits each visitor's active periods in the bits of one bigint (period n is bit
         // n, counted from the window's first period, and the lowest set bit is the cohort): one row per visitor, then
         // visitors with the same periods counted once (a few thousand rows at most) before the cells are counted.
-        // The bucket count of [from, to) is at most span / period + 2. From the visitor-hours, `visitor_periods`
-        // (migration 0018) groups them in visitor order; retention over 30 days at 1M events, in psql: by week
+        // The bucket count of [from, to) is at most span / period + 2. From the visitor-hours,
+        // `visitor_period_patterns` groups them in visitor order (migrations 0018, 0024: each visitor's periods, then
+        // the visitors of each pattern); retention over 30 days at 1M events, in psql: by week
         // 0.54 s (visitor-periods sorted by visitor) → 0.33 s (a hash aggregate of the visitor-hours) → 0.13–0.18 s;
         // by day, where patterns are many (15,000), 0.28–0.37 s expanding each pattern into its periods (26 rows
         // each) → 0.20–0.27 s counting them by byte, equal rows (alternating, six runs each).
         if common.to.timeIntervalSince(common.from) / Double(86_400 * days) + 2 <= 60 {
+            // Visitors with the same periods, counted once.
             let visits: PostgresQuery
             if wholeHours {
                 visits = """
-                    SELECT periods
-                    FROM visitor_periods(\(common.scope.workspaceID), \(common.from), \(common.to), \(common.includeBots), \(common.timeZone), \(days)::int)
+                    SELECT periods, visitors
+                    FROM visitor_period_patterns(\(common.scope.workspaceID), \(common.from), \(common.to), \(common.includeBots), \(common.timeZone), \(days)::int)
                     """
             } else {
                 visits = """
-                    SELECT bit_or(1::bigint << (((time AT TIME ZONE \(common.timeZone))::date - (SELECT first_day FROM bounds)) / \(days)::int)) AS periods
-                    FROM events
-                    WHERE \(common.filter) AND visitor_id IS NOT NULL
-                    GROUP BY visitor_id
+                    SELECT periods, count(*) AS visitors
+                    FROM (
+                        SELECT bit_or(1::bigint << (((time AT TIME ZONE \(common.timeZone))::date - (SELECT first_day FROM bounds)) / \(days)::int)) AS periods
+                        FROM events
+                        WHERE \(common.filter) AND visitor_id IS NOT NULL
+                        GROUP BY visitor_id
+                    ) v
+                    GROUP BY periods
                     """
             }
             return try await table(
@@ -377,7 +383,7 @@ struct AnalyticsController: Sendable {
                 -- Held: read twice below.
                 patterns AS MATERIALIZED (
                     SELECT lowest_set_bit(periods) AS cohort, periods, visitors
-                    FROM (SELECT periods, count(*) AS visitors FROM (\(visits)) v GROUP BY periods) p
+                    FROM (\(visits)) p
                 ),
                 -- Each cohort's visitors active in each period, without expanding every pattern into its periods: the
                 -- patterns' visitors summed by cohort and the value of each byte of their periods (grouping sets; at
