@@ -1,18 +1,17 @@
--- Retention and `user_retention` count visitors by the pattern of their active periods: `visitor_periods` (0018,
--- 0023) gives one row per visitor, which they group by its bits. It joined the visitors of the window's whole hours
--- (from the visitor-hours, in visitor order) with those of its partial hours at the two ends (from the events, a few
--- hundred to a few thousand visitors) in a full join: every visitor of the window (1.1 million at ten million events
--- over 30 days) was looked up in the hash of the few. `visitor_period_patterns` returns the patterns with their
--- visitors instead, so no visitor needs a lookup: each visitor of the whole hours counts once for its pattern, and
--- each visitor of the partial hours moves from its whole-hours pattern to that pattern with the partial hours' periods
--- added (-1 for the one, +1 for the other; a visitor without whole hours has only the +1). A partial-hours visitor's
--- whole hours are read for it alone, through the visitor index, as an aggregate (asked for as a plain sub-select, the
--- planner grouped every visitor of the window a second time and joined them). Patterns that no visitor is left in are
--- not returned. In psql, equal rows (windows by day and
--- week, in UTC, Europe/Berlin, Asia/Tokyo and America/New_York, cut inside hours at either end or both, bots in and
--- out): by week over 30 days 1.00 → 0.88 s at ten million events, 90–102 → 85–92 ms at a million; over HTTP, retention
--- 1.01 → 0.88 s and `user_retention` 1.34 → 1.08 s at ten million, 96 → 92 and 140 → 126 ms at a million (with the
--- pipe's own change before this one).
+-- Retention and `user_retention` count visitors by the pattern of their active periods: `visitor_periods` (0018, 0023)
+-- gives one row per visitor, which they group by its bits. It joined the visitors of the window's whole hours (from the
+-- visitor-hours, in visitor order) with those of its partial hours at the two ends (from the events, a few hundred to a
+-- few thousand visitors) in a full join: every visitor of the window (1.1 million at ten million events over 30 days)
+-- was looked up in the hash of the few. `visitor_period_patterns` returns the patterns with their visitors instead, so
+-- no visitor needs a lookup: each visitor of the whole hours counts once for its pattern, and each visitor of the
+-- partial hours moves from its whole-hours pattern to that pattern with the partial hours' periods added (-1 for the
+-- one, +1 for the other; a visitor without whole hours has only the +1). A partial-hours visitor's whole hours are read
+-- for it alone, through the visitor index, as an aggregate (asked for as a plain sub-select, the planner grouped every
+-- visitor of the window a second time and joined them). Patterns that no visitor is left in are not returned. In psql,
+-- equal rows (windows by day and week, in UTC, Europe/Berlin, Asia/Tokyo and America/New_York, cut inside hours at
+-- either end or both, bots in and out): by week over 30 days 1.00 → 0.88 s at ten million events, 90–102 → 85–92 ms at
+-- a million; over HTTP, retention 1.01 → 0.88 s and `user_retention` 1.34 → 1.08 s at ten million, 96 → 92 and 140 →
+-- 126 ms at a million (with the pipe's own change before this one).
 --
 -- The two parts are functions of their own, which `visitor_periods` now joins as before (same rows; callers of it,
 -- such as custom pipes, are unchanged): `visitor_hour_periods`, the whole hours as 0023 reads them (converted by the
