@@ -345,7 +345,8 @@ struct AnalyticsController: Sendable {
         let wholeHours = Self.hasWholeHourOffsets(common.timeZone, from: common.from, to: common.to)
         // A window of at most 60 periods fits each visitor's active periods in the bits of one bigint (period n is bit
         // n, counted from the window's first period, and the lowest set bit is the cohort): one row per visitor, then
-        // visitors with the same periods counted once (a few thousand rows at most) before the cells are counted.
+        // visitors with the same periods counted once before the cells are counted (over 30 days, a few dozen patterns
+        // by week; by day 15,000 at 1M events and 89,000 at 10M).
         // The bucket count of [from, to) is at most span / period + 2. From the visitor-hours,
         // `visitor_period_patterns` groups them in visitor order (migrations 0018, 0024: each visitor's periods, then
         // the visitors of each pattern); retention over 30 days at 1M events, in psql: by week
