@@ -939,6 +939,57 @@ struct PipesTests {
         }
     }
 
+    @Test("a custom pipe finds the sessions with several rows of totals as the writer adds them; a tenant sees those with a row of its own")
+    func sessionsWithSeveralRows() async throws {
+        let several = "SELECT session_id FROM sessions_with_several_rows(:workspace_id) ORDER BY session_id"
+        let counts = "SELECT session_id, rows FROM session_rows ORDER BY session_id"
+        let folder = try pipesFolder(["several": several, "counts": counts])
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await withTestApp(["PIPES_DIR": folder.path]) { client, pool in
+            func event(_ minute: Int, _ session: String, _ tenant: String, _ user: String?) -> String {
+                eventLine([
+                    "timestamp": .string("2023-08-01T10:\(minute + 10):00Z"), "session_id": .string(session), "tenant_id": .string(tenant),
+                    "user_id": user.map(JSONValue.string), "event_type": "page_view",
+                ])
+            }
+            // S1: a row in tenant a, then (another request) one in tenant b. S2: anonymous, then its user logs in, both
+            // in tenant b, in one request. S3: one row in tenant a.
+            try await ingest(
+                client,
+                "user_events",
+                [event(0, "S1", "tenant_a", "x"), event(1, "S3", "tenant_a", "z"), event(2, "S3", "tenant_a", "z")]
+            )
+            try await ingest(
+                client,
+                "user_events",
+                [event(3, "S1", "tenant_b", "y"), event(4, "S2", "tenant_b", nil), event(5, "S2", "tenant_b", "w")]
+            )
+            try await expectRollupsMatchEvents(pool)
+            let tenantA = try await createToken(client, #"{"name": "a", "scopes": ["read"], "tenant_id": "tenant_a"}"#)
+            let tenantB = try await createToken(client, #"{"name": "b", "scopes": ["read"], "tenant_id": "tenant_b"}"#)
+            func sessions(_ token: String) async throws -> [JSONValue?] {
+                data(try await pipe(client, "/v0/pipes/several.json?token=\(token)")).map { $0["session_id"] }
+            }
+            #expect(try await sessions(testAdminToken) == ["S1", "S2"])
+            #expect(try await sessions(tenantA) == ["S1"])
+            #expect(try await sessions(tenantB) == ["S1", "S2"])
+            // A tenant's reader sees the counts of the sessions it has a row in (of every tenant's rows).
+            let ownCounts = data(try await pipe(client, "/v0/pipes/counts.json?token=\(tenantA)"))
+            #expect(ownCounts.map { [$0["session_id"], $0["rows"]] } == [["S1", 2], ["S3", 1]])
+            // A third row of S2 in a later request; data retention's recount and a rebuild delete rows and insert them again.
+            try await ingest(client, "user_events", [event(6, "S2", "tenant_a", "w")])
+            #expect(try await sessions(tenantA) == ["S1", "S2"])
+            try await pool.execute("DELETE FROM events WHERE session_id = 'S1' AND tenant_id = 'tenant_b'")
+            try await SessionTotals(pool: pool).recount(workspaceID: 1, sessionsBefore: Date())
+            #expect(try await sessions(testAdminToken) == ["S2"])
+            let all = data(try await pipe(client, "/v0/pipes/counts.json?token=\(testAdminToken)"))
+            #expect(all.map { [$0["session_id"], $0["rows"]] } == [["S1", 1], ["S2", 3], ["S3", 1]])
+            _ = try await Rollups(pool: pool).rebuild(workspaceID: 1)
+            try await expectRollupsMatchEvents(pool)
+            #expect(try await sessions(testAdminToken) == ["S2"])
+        }
+    }
+
     @Test("GET /v0/pipes lists the workspace's pipes with parameters; openapi.json describes them")
     func listingAndOpenAPI() async throws {
         try await withTestApp { client, _ in

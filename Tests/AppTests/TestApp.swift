@@ -95,6 +95,20 @@ func expectRollupsMatchEvents(_ pool: PostgresPool, sourceLocation: SourceLocati
     )[0].decode((Int, Int, Int).self)
     #expect(sessions.0 == 0, "session totals that the events do not add up to", sourceLocation: sourceLocation)
     #expect(sessions.1 == 0, "sessions of events without their totals", sourceLocation: sourceLocation)
+    // Each session's count of rows of totals (migration 0025's triggers).
+    let counts = try await pool.query(
+        """
+        WITH kept AS (
+            SELECT workspace_id, session_id, rows FROM session_rows
+        ), expected AS (
+            SELECT workspace_id, session_id, count(*)::integer FROM session_totals GROUP BY workspace_id, session_id
+        )
+        SELECT (SELECT count(*) FROM (TABLE kept EXCEPT ALL TABLE expected) extra),
+               (SELECT count(*) FROM (TABLE expected EXCEPT ALL TABLE kept) missing)
+        """
+    )[0].decode((Int, Int).self)
+    #expect(counts.0 == 0, "session row counts that the totals do not add up to", sourceLocation: sourceLocation)
+    #expect(counts.1 == 0, "sessions of totals without their row count", sourceLocation: sourceLocation)
     let sessionEvents = try await pool.query("SELECT count(*) FROM events WHERE session_id IS NOT NULL")[0].decode(Int.self, at: 0)
     #expect((sessions.2 == 0) == (sessionEvents == 0), "session_totals is empty only without sessions", sourceLocation: sourceLocation)
     let mismatches = try await pool.query(
