@@ -381,10 +381,16 @@ struct AnalyticsController: Sendable {
                            / \(days)::int AS last_period
                     FROM (SELECT (time_bucket(\(width), \(common.from), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date AS first_day) f
                 ),
-                -- Held: read twice below.
+                -- Held: read twice below. A pattern's cohort is its lowest set bit, kept as that bit's value (`periods &
+                -- -periods`) and turned into its number once per cohort below: as text per pattern (`lowest_set_bit`) it
+                -- took 57 ms of the 89,000 patterns by day at 10M events (by day over 30 days, in psql, equal rows:
+                -- 145–146 → 137–140 ms at 1M, 1.27–1.28 → 1.21–1.23 s at 10M).
                 patterns AS MATERIALIZED (
-                    SELECT lowest_set_bit(periods) AS cohort, periods, visitors
+                    SELECT periods & -periods AS cohort, periods, visitors
                     FROM (\(visits)) p
+                ),
+                cohorts AS (
+                    SELECT cohort AS bit_value, lowest_set_bit(cohort) AS cohort FROM (SELECT DISTINCT cohort FROM patterns) c
                 ),
                 -- Each cohort's visitors active in each period, without expanding every pattern into its periods: the
                 -- patterns' visitors summed by cohort and the value of each byte of their periods (grouping sets; at
@@ -414,10 +420,10 @@ struct AnalyticsController: Sendable {
                 -- Every period of every cohort, those without a visitor too.
                 cells AS (
                     SELECT c.cohort, n AS period, coalesce(a.visitors, 0) AS retained
-                    FROM (SELECT DISTINCT cohort FROM patterns) c
+                    FROM cohorts c
                     CROSS JOIN bounds b
                     CROSS JOIN generate_series(0, b.last_period - c.cohort) AS n
-                    LEFT JOIN active a ON a.cohort = c.cohort AND a.bit = c.cohort + n
+                    LEFT JOIN active a ON a.cohort = c.bit_value AND a.bit = c.cohort + n
                 )
                 SELECT to_char(b.first_day + c.cohort * \(days)::int, 'YYYY-MM-DD') AS cohort_date,
                        c.period::bigint AS period,
