@@ -187,22 +187,29 @@ extension Optional: PostgresEncodable where Wrapped: PostgresEncodable {
 /// element of an array of optionals is sent as NULL.
 extension Array: PostgresEncodable where Element: PostgresArrayElement {
     public static var postgresType: PostgresType { Element.postgresArrayType }
+    /// Every element quoted, with its quotes and backslashes escaped. Built as UTF-8 bytes (a byte of a multi-byte
+    /// character is never an ASCII quote or backslash): appending character by character to a String took a quarter of
+    /// `demo-data`'s own CPU time, as the writer binds its rollups' rows as arrays (a million events: 13.1 → 10.9–11.2 s
+    /// of user time).
     public var postgresText: String {
-        var text = "{"
+        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        var bytes: [UInt8] = [UInt8(ascii: "{")]
+        bytes.reserveCapacity(2 + count * 12)
         for (index, element) in enumerated() {
-            if index > 0 { text += "," }
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
             guard let elementText = element.postgresArrayElementText else {
-                text += "NULL"
+                bytes.append(contentsOf: "NULL".utf8)
                 continue
             }
-            text += "\""
-            for character in elementText.unicodeScalars {
-                if character == "\"" || character == "\\" { text += "\\" }
-                text.unicodeScalars.append(character)
+            bytes.append(quote)
+            for byte in elementText.utf8 {
+                if byte == quote || byte == backslash { bytes.append(backslash) }
+                bytes.append(byte)
             }
-            text += "\""
+            bytes.append(quote)
         }
-        return text + "}"
+        bytes.append(UInt8(ascii: "}"))
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

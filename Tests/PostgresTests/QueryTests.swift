@@ -21,6 +21,9 @@ struct QueryTests {
                 let back = try await connection.query("SELECT \(string)::text").decode((String).self)
                 #expect(back == [string])
             }
+            // The same strings as the elements of an array, each in its own row.
+            let unnested = try await connection.query("SELECT s FROM unnest(\(strings)) WITH ORDINALITY AS u(s, n) ORDER BY n")
+            #expect(try unnested.decode((String).self) == strings)
             let row = try await connection.query(
                 """
                 SELECT \(42)::int8, \(Int64.min), \(Int32.max)::int4, \(2.5)::float8, \(true), \(false), \(date), \(uuid),
