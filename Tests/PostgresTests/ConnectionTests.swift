@@ -42,7 +42,9 @@ struct ConnectionTests {
     func copyManyRows() async throws {
         let pool = try await TestDatabase.makePool()
         try await pool.execute("CREATE TABLE copied (id int8, page text, note text)")
-        let tricky = ["tab\there", "new\nline", "carriage\rreturn", #"back\slash"#, #"\N"#, "ünïcødé 🎉", ""]
+        let tricky = [
+            "tab\there", "new\nline", "carriage\rreturn", #"back\slash"#, #"\N"#, "ünïcødé 🎉", "", "\t\\ü\n\r", "bell\u{7} and ✓\\",
+        ]
         var rows: [[String?]] = []
         rows.reserveCapacity(100_000)
         for index in 0..<100_000 {
