@@ -28,8 +28,9 @@
 --   of rows since 0025: 453–467 → 378–423 ms at a million events, 3.7–4.4 → 2.8–2.9 s at ten million). Over 90 days,
 --   in psql: 1.48–1.69 → 0.98–1.07 s at a million events, 16.6 → 8.6 s at ten million. It reads every session's
 --   totals whatever the window (and, before 0025, the whole key index): one day at a million events took 0.17 s from
---   the events and 0.42 s from the totals, seven days (with a country) 0.49 and 0.64 s, hence the choice. The events' way is gated above its
---   LIMIT: gated lower, its grouping lost its parallel plan (seven days with a country 0.35–0.43 → 0.58–0.77 s).
+--   the events and 0.42 s from the totals, seven days (with a country) 0.49 and 0.64 s, hence the choice. The events'
+--   way is gated above its LIMIT: gated lower, its grouping lost its parallel plan (seven days with a country
+--   0.35–0.43 → 0.58–0.77 s).
 --
 -- The page, device and country columns, which need per-user ordering, are computed for the returned users only, from
 -- their events: pages and devices from the user index alone (it carries page, device type and bot flag, migration
