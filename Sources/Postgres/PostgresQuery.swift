@@ -136,6 +136,11 @@ public struct PostgresQuery: Sendable, Hashable, ExpressibleByStringInterpolatio
 public enum PostgresIdentifier {
     /// Quotes a name as a PostgreSQL identifier: `my "table"` → `"my ""table"""`.
     public static func quote(_ name: String) -> String {
-        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        var quoted = "\""
+        for character in name.unicodeScalars {
+            quoted.unicodeScalars.append(character)
+            if character == "\"" { quoted.unicodeScalars.append(character) }
+        }
+        return quoted + "\""
     }
 }

@@ -36,7 +36,7 @@ struct CommonOptions: ParsableArguments {
 
     func makeLogger(_ config: AppConfig) -> Logger {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = LineLogHandler.standardError(label: label)
             handler.logLevel = config.logLevel
             return handler
         }

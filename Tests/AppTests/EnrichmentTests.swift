@@ -112,6 +112,10 @@ struct EnrichmentTests {
         let truncating = EventNormalizer()
         #expect(truncating.storedIP("203.0.113.57") == "203.0.113.0")
         #expect(truncating.storedIP("2001:db8:85a3:8d3:1319:8a2e:370:7348") == "2001:db8:85a3::")
+        #expect(truncating.storedIP("::ffff:203.0.113.57") == "ffff::")  // IPv4-mapped: its first three groups
+        #expect(truncating.storedIP("203.0.113") == nil)  // not an address: not stored
+        #expect(truncating.storedIP("203..0.113.57") == "203.0.113.0")  // empty parts are skipped
+        #expect(truncating.storedIP("2001:db8::1") == "2001:db8::")
         #expect(EventNormalizer(ipStorage: .full).storedIP("203.0.113.57") == "203.0.113.57")
         #expect(EventNormalizer(ipStorage: .none).storedIP("203.0.113.57") == nil)
     }

@@ -62,6 +62,19 @@ struct ConnectionTests {
         #expect(back == tricky)
     }
 
+    @Test("COPY quotes the table's and columns' names: quotes doubled, case and unicode kept")
+    func copyQuotedNames() async throws {
+        let pool = try await TestDatabase.makePool()
+        try await pool.execute(#"CREATE TABLE "odd ""table"" ü" ("Id" int8, "say ""hi""" text, """" text)"#)
+        #expect(PostgresIdentifier.quote(#"odd "table" ü"#) == #""odd ""table"" ü""#)
+        let stored = try await pool.withConnection {
+            try await $0.copy(into: #"odd "table" ü"#, columns: ["Id", #"say "hi""#, #"""#], rows: [["7", "hello", "q"]])
+        }
+        #expect(stored == 1)
+        let row = try await pool.query(#"SELECT "Id", "say ""hi""", """" FROM "odd ""table"" ü""#)[0].decode((Int, String, String).self)
+        #expect(row == (7, "hello", "q"))
+    }
+
     @Test("a COPY with an invalid value stores nothing and leaves the connection usable")
     func copyAborts() async throws {
         let pool = try await TestDatabase.makePool(size: 1)
