@@ -206,4 +206,58 @@ struct EventWriterTests {
             #expect(writer.takeUnstreamed() == 0)
         }
     }
+
+    @Test("the keys a batch locks in order sort as their fields do: none before any text, people before bots")
+    func keyOrders() {
+        // Every combination of a few values, empty text and none among them: each pair must compare as the fields'
+        // tuple does (none as the lowest), the order concurrent batches rely on to lock rows alike.
+        let texts: [String?] = [nil, "", "a", "b", "ü"]
+        var hours: [EventWriter.VisitorActivity.Hour] = []
+        var days: [EventWriter.VisitorActivity.Day] = []
+        var sessions: [EventWriter.SessionAdditions.Key] = []
+        for workspace in [1, 2] {
+            for text in texts {
+                for other in texts {
+                    for isBot in [false, true] {
+                        for number in [0, 3_600] {
+                            let visitor = EventWriter.VisitorActivity.Visitor(workspaceID: workspace, visitor: other ?? "v")
+                            hours.append(.init(visitor: visitor, hour: number, tenantID: text, isBot: isBot))
+                            days.append(.init(visitor: visitor, eventType: other ?? "click", day: number, tenantID: text, isBot: isBot))
+                            let session = number == 0 ? "s" : "t"
+                            sessions.append(.init(workspaceID: workspace, sessionID: session, tenantID: text, userID: other, isBot: isBot))
+                        }
+                    }
+                }
+            }
+        }
+        func rank(_ text: String?) -> (Int, String) { text.map { (1, $0) } ?? (0, "") }
+        func bot(_ isBot: Bool) -> Int { isBot ? 1 : 0 }
+        func expectOrder<Key: Comparable>(_ keys: [Key], _ before: (Key, Key) -> Bool) {
+            var mismatches = 0
+            for lhs in keys {
+                for rhs in keys where (lhs < rhs) != before(lhs, rhs) || (lhs == rhs) != (!before(lhs, rhs) && !before(rhs, lhs)) {
+                    mismatches += 1
+                }
+            }
+            #expect(mismatches == 0)
+        }
+        expectOrder(hours) { l, r in
+            let (a, b) = (rank(l.tenantID), rank(r.tenantID))
+            return (l.visitor.workspaceID, l.hour, a.0, a.1, bot(l.isBot), l.visitor.visitor)
+                < (r.visitor.workspaceID, r.hour, b.0, b.1, bot(r.isBot), r.visitor.visitor)
+        }
+        expectOrder(days) { l, r in
+            let (a, b) = (rank(l.tenantID), rank(r.tenantID))
+            return (l.visitor.workspaceID, l.eventType, l.day, l.visitor.visitor, a.0, a.1)
+                < (r.visitor.workspaceID, r.eventType, r.day, r.visitor.visitor, b.0, b.1)
+                || ((l.visitor.workspaceID, l.eventType, l.day, l.visitor.visitor, a.0, a.1)
+                    == (r.visitor.workspaceID, r.eventType, r.day, r.visitor.visitor, b.0, b.1) && bot(l.isBot) < bot(r.isBot))
+        }
+        expectOrder(sessions) { l, r in
+            let (a, b, c, d) = (rank(l.tenantID), rank(r.tenantID), rank(l.userID), rank(r.userID))
+            return (l.workspaceID, l.sessionID, a.0, a.1, c.0, c.1) < (r.workspaceID, r.sessionID, b.0, b.1, d.0, d.1)
+                || ((l.workspaceID, l.sessionID, a.0, a.1, c.0, c.1) == (r.workspaceID, r.sessionID, b.0, b.1, d.0, d.1)
+                    && bot(l.isBot) < bot(r.isBot))
+        }
+    }
 }
