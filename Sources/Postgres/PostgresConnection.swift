@@ -14,6 +14,9 @@ public final class PostgresConnection: @unchecked Sendable {
     /// The server process serving this connection (`pg_backend_pid()`).
     public let backendPID: Int32
     var closed = false
+    /// Statements prepared on this connection (`PQprepare`) and their names, by text and parameter types. Prepared
+    /// statements outlive transactions, committed or not, and end with the connection.
+    var preparedNames: [String: String] = [:]
     /// Set when the server sent a FATAL message outside a statement (`pg_terminate_backend`, shutdown): the
     /// backend is ending, even while its socket is still open.
     var endedByServer = false
@@ -97,18 +100,22 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Runs a statement with bound parameters and returns its rows.
+    ///
+    /// `prepared`: the statement is prepared on this connection the first time it runs there, and its prepared form
+    /// runs from then on, which spares the server parsing it and, once PostgreSQL settles on a generic plan, planning
+    /// it. For statements a connection runs often whose best plan does not depend on their values (the event writer's).
     @discardableResult
-    public func query(_ query: PostgresQuery) async throws -> PostgresRows {
+    public func query(_ query: PostgresQuery, prepared: Bool = false) async throws -> PostgresRows {
         let (sql, binds) = query.render()
         return try await threadPool.runIfActive { [self] in
-            try execBlocking(sql: sql, binds: binds)
+            try execBlocking(sql: sql, binds: binds, prepared: prepared)
         }
     }
 
-    /// Runs a statement with bound parameters and returns the number of rows it affected.
+    /// Runs a statement with bound parameters and returns the number of rows it affected (`prepared`: see `query`).
     @discardableResult
-    public func execute(_ query: PostgresQuery) async throws -> Int {
-        try await self.query(query).affectedRows
+    public func execute(_ query: PostgresQuery, prepared: Bool = false) async throws -> Int {
+        try await self.query(query, prepared: prepared).affectedRows
     }
 
     /// Runs a script of one or more statements without parameters (migrations, `SET`, `LISTEN`).
@@ -136,8 +143,9 @@ public final class PostgresConnection: @unchecked Sendable {
 
     // MARK: Blocking calls (thread pool only)
 
-    /// `PQexecParams` for a statement with parameters; `PQexec` for a parameterless script (`binds == nil`).
-    func execBlocking(sql: String, binds: [PostgresBind]?) throws(PostgresError) -> PostgresRows {
+    /// `PQexecParams` for a statement with parameters (`PQprepare` once and `PQexecPrepared` if `prepared`); `PQexec`
+    /// for a parameterless script (`binds == nil`).
+    func execBlocking(sql: String, binds: [PostgresBind]?, prepared: Bool = false) throws(PostgresError) -> PostgresRows {
         guard !closed else { throw PostgresError(.connectionLost, message: "the connection is closed") }
         let result: OpaquePointer?
         if let binds {
@@ -155,9 +163,29 @@ public final class PostgresConnection: @unchecked Sendable {
                 values.append(strdup(text))
             }
             let types = binds.map { Oid($0.type.rawValue) }
+            var name: String?
+            if prepared {
+                // Keyed by the parameters' types too: a statement prepared with a parameter of unknown type (a NULL)
+                // would otherwise receive a typed one later.
+                let key = types.map(String.init).joined(separator: ",") + "\u{0}" + sql
+                if let known = preparedNames[key] {
+                    name = known
+                } else {
+                    let fresh = "analytics_\(preparedNames.count + 1)"
+                    _ = try types.withUnsafeBufferPointer { typeBuffer throws(PostgresError) in
+                        try check(PQprepare(pointer, fresh, sql, Int32(binds.count), typeBuffer.baseAddress))
+                    }
+                    preparedNames[key] = fresh
+                    name = fresh
+                }
+            }
             result = values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
-                types.withUnsafeBufferPointer { typeBuffer in
-                    PQexecParams(pointer, sql, Int32(binds.count), typeBuffer.baseAddress, valueBuffer.baseAddress, nil, nil, 0)
+                if let name {
+                    PQexecPrepared(pointer, name, Int32(binds.count), valueBuffer.baseAddress, nil, nil, 0)
+                } else {
+                    types.withUnsafeBufferPointer { typeBuffer in
+                        PQexecParams(pointer, sql, Int32(binds.count), typeBuffer.baseAddress, valueBuffer.baseAddress, nil, nil, 0)
+                    }
                 }
             }
         } else {

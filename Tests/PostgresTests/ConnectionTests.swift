@@ -75,6 +75,38 @@ struct ConnectionTests {
         #expect(row == (7, "hello", "q"))
     }
 
+    @Test("a prepared statement is prepared once per connection and text, outlives a rolled-back transaction and fails like any")
+    func preparedStatements() async throws {
+        let pool = try await TestDatabase.makePool(size: 1)
+        try await pool.execute("CREATE TABLE numbers (n int8 PRIMARY KEY, note text)")
+        try await pool.withConnection { connection in
+            func insert(_ n: Int, _ note: String?) async throws -> [Int] {
+                try await connection.query(
+                    "INSERT INTO numbers SELECT n, \(note) FROM unnest(\([n, n + 100])::int8[]) AS n ON CONFLICT DO NOTHING RETURNING n",
+                    prepared: true
+                ).decode((Int).self)
+            }
+            #expect(try await insert(1, "one") == [1, 101])
+            #expect(try await insert(1, "again") == [])  // conflicts: nothing inserted
+            #expect(try await insert(2, nil) == [2, 102])
+            try await connection.executeScript(unsafeSQL: "BEGIN")
+            #expect(try await insert(3, "three") == [3, 103])
+            try await connection.executeScript(unsafeSQL: "ROLLBACK")
+            #expect(try await insert(4, "four") == [4, 104])
+            // A failing run (a NUL in a parameter, a value PostgreSQL refuses) leaves the statement and connection usable.
+            await #expect(throws: PostgresError.self) { try await insert(5, "nul\u{0}") }
+            await #expect(throws: PostgresError.self) {
+                try await connection.query("SELECT \("x")::int8 + \(1)", prepared: true)
+            }
+            #expect(try await insert(6, "six") == [6, 106])
+            let statements = try await connection.query("SELECT count(*) FROM pg_prepared_statements").decode((Int).self)
+            #expect(statements == [2])  // the insert and the failing sum, each once
+        }
+        let notes = try await pool.query("SELECT n, note FROM numbers WHERE n < 100 ORDER BY n").decode((Int, String?).self)
+        #expect(notes.map(\.0) == [1, 2, 4, 6])
+        #expect(notes.map(\.1) == ["one", nil, "four", "six"])
+    }
+
     @Test("a COPY with an invalid value stores nothing and leaves the connection usable")
     func copyAborts() async throws {
         let pool = try await TestDatabase.makePool(size: 1)

@@ -191,6 +191,9 @@ public final class EventWriter: Service, Sendable {
     /// events then fail to store stays unused, which is harmless.
     /// That transaction commits without waiting for its flush (`synchronous_commit = off`): the events' commit
     /// flushes the log up to itself, so the numbers are durable whenever events that use them are.
+    /// The events' transaction's statements are prepared on each connection (`prepared: true`): under single-event
+    /// POSTs at 64 clients (batches of ~20 events) the rollup statement's planning took 0.19 of its 0.49 ms a batch, and
+    /// alternating builds answered 5,680–5,880 → 6,100–6,960 events/s (`demo-data`, in batches of thousands: unchanged).
     private func store(_ requests: [[EventRecord]]) async throws -> [[Outcome]] {
         let records = requests.flatMap { $0 }
         let visitorIDs = try await numberVisitors(VisitorActivity.visitors(of: records))
@@ -211,7 +214,8 @@ public final class EventWriter: Service, Sendable {
             }
             guard !rows.isEmpty else { return outcomes }
             let ids = try await connection.query(
-                "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, \(rows.count))"
+                "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, \(rows.count))",
+                prepared: true
             ).decode((Int).self)
             var copyRows: [[String?]] = []
             copyRows.reserveCapacity(rows.count)
@@ -570,7 +574,8 @@ public final class EventWriter: Service, Sendable {
                 ON CONFLICT DO NOTHING
             )
             SELECT pg_notify(\(RealtimeNotice.channel), payload) FROM unnest(\(notices)) AS payload
-            """
+            """,
+            prepared: true
         )
     }
 
@@ -593,7 +598,8 @@ public final class EventWriter: Service, Sendable {
                 SELECT \(workspaceID), id FROM unnest(\(ids)::text[]) AS id
                 ON CONFLICT DO NOTHING
                 RETURNING event_id
-                """
+                """,
+                prepared: true
             )
             for eventID in try rows.decode((String).self) { fresh.insert(EventKey(workspaceID: workspaceID, eventID: eventID)) }
         }
