@@ -14,9 +14,15 @@ public final class PostgresConnection: @unchecked Sendable {
     /// The server process serving this connection (`pg_backend_pid()`).
     public let backendPID: Int32
     var closed = false
-    /// Statements prepared on this connection (`PQprepare`) and their names, by text and parameter types. Prepared
-    /// statements outlive transactions, committed or not, and end with the connection.
-    var preparedNames: [String: String] = [:]
+    /// A statement as prepared: its text and its parameters' types. By types too, because a statement prepared with a
+    /// parameter of unknown type (a NULL) would otherwise receive a typed one later.
+    struct PreparedKey: Hashable {
+        var sql: String
+        var types: [Oid]
+    }
+    /// Statements prepared on this connection (`PQprepare`) and their names. Prepared statements outlive
+    /// transactions, committed or not, and end with the connection.
+    var preparedNames: [PreparedKey: String] = [:]
     /// Set when the server sent a FATAL message outside a statement (`pg_terminate_backend`, shutdown): the
     /// backend is ending, even while its socket is still open.
     var endedByServer = false
@@ -165,9 +171,7 @@ public final class PostgresConnection: @unchecked Sendable {
             let types = binds.map { Oid($0.type.rawValue) }
             var name: String?
             if prepared {
-                // Keyed by the parameters' types too: a statement prepared with a parameter of unknown type (a NULL)
-                // would otherwise receive a typed one later.
-                let key = types.map(String.init).joined(separator: ",") + "\u{0}" + sql
+                let key = PreparedKey(sql: sql, types: types)
                 if let known = preparedNames[key] {
                     name = known
                 } else {

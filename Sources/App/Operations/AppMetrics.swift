@@ -83,26 +83,27 @@ final class AppMetrics: Sendable {
     /// number of series stays bounded.
     func recordRequest(method: String, route: String, status: Int, duration: Duration) {
         let key = RequestSeries(method: method, route: route, status: status)
-        let series =
-            requestSeries.withLock { $0[key] }
-            ?? {
-                // Two requests may make the same series at once: the registry answers both with the same objects.
-                let made = (
-                    requests: registry.makeCounter(
-                        descriptor: Self.name("http_requests", unit: "total", "HTTP requests answered, by method, route and status"),
-                        labels: [("method", method), ("route", route), ("status", String(status))]
-                    ),
-                    duration: registry.makeDurationHistogram(
-                        descriptor: Self.name("http_request_duration", unit: "seconds", "Time to answer HTTP requests, by method and route"),
-                        labels: [("method", method), ("route", route)],
-                        buckets: Self.latencyBuckets
-                    )
-                )
-                requestSeries.withLock { $0[key] = made }
-                return made
-            }()
+        let series = requestSeries.withLock { $0[key] } ?? makeSeries(key)
         series.requests.increment()
         series.duration.record(duration)
+    }
+
+    /// Makes a request series and keeps it. Two requests may make the same one at once: the registry answers both
+    /// with the same objects.
+    private func makeSeries(_ key: RequestSeries) -> (requests: Counter, duration: DurationHistogram) {
+        let made = (
+            requests: registry.makeCounter(
+                descriptor: Self.name("http_requests", unit: "total", "HTTP requests answered, by method, route and status"),
+                labels: [("method", key.method), ("route", key.route), ("status", String(key.status))]
+            ),
+            duration: registry.makeDurationHistogram(
+                descriptor: Self.name("http_request_duration", unit: "seconds", "Time to answer HTTP requests, by method and route"),
+                labels: [("method", key.method), ("route", key.route)],
+                buckets: Self.latencyBuckets
+            )
+        )
+        requestSeries.withLock { $0[key] = made }
+        return made
     }
 
     /// The exposition text, with the gauges read now.
