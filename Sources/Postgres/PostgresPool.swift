@@ -118,6 +118,51 @@ public final class PostgresPool: Service, Sendable {
         }
     }
 
+    /// Runs `body` in read-only transactions on up to `1 + extra` connections that all see one snapshot of the
+    /// database: the first connection's (`REPEATABLE READ`; it exports its snapshot with `pg_export_snapshot`, the
+    /// others import it with `SET TRANSACTION SNAPSHOT`), so work split among them reads the same rows as on one.
+    /// The extra connections are only those the pool can lend at once (idle, or a slot free to open one); a caller
+    /// never waits for them, so `body` may get the first connection alone, and two callers each holding one
+    /// connection cannot wait for each other's. All transactions are committed when `body` returns and rolled back
+    /// when it throws.
+    @discardableResult
+    public func withSharedSnapshot<Result>(
+        isolation: isolated (any Actor)? = #isolation,
+        extra: Int,
+        _ body: ([PostgresConnection]) async throws -> Result
+    ) async throws -> Result {
+        try await withConnection { first in
+            try await first.executeScript(unsafeSQL: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            var others: [PostgresConnection] = []
+            do {
+                while others.count < extra, let spare = await leaseSpare() { others.append(spare) }
+                if !others.isEmpty {
+                    // The first statement of the transaction takes its snapshot.
+                    let snapshot = try await first.query("SELECT pg_export_snapshot()")[0].decode(String.self)
+                    var joined: [PostgresConnection] = []
+                    for spare in others {
+                        if await spare.importSnapshot(snapshot) { joined.append(spare) } else { release(spare) }
+                    }
+                    others = joined
+                }
+                let result = try await body([first] + others)
+                while let other = others.popLast() {
+                    defer { release(other) }
+                    try await other.commit()
+                }
+                try await first.commit()
+                return result
+            } catch {
+                for other in others {
+                    await other.rollbackIfNeeded()
+                    release(other)
+                }
+                await first.rollbackIfNeeded()
+                throw error
+            }
+        }
+    }
+
     /// Runs one statement on a pooled connection.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> PostgresRows {
@@ -197,6 +242,34 @@ public final class PostgresPool: Service, Sendable {
         }
     }
 
+    /// A connection if one is idle or a slot is free to open one, without waiting (nor taking one from a waiting
+    /// caller); `nil` otherwise, or when the database cannot be reached.
+    private func leaseSpare() async -> PostgresConnection? {
+        enum Spare { case none, connection(PostgresConnection), connect }
+        let spare = state.withLock { state -> Spare in
+            guard !state.closed, state.waiters.isEmpty else { return .none }
+            if let connection = state.idle.popLast() {
+                state.inUse += 1
+                return .connection(connection)
+            }
+            guard state.open < options.size else { return .none }
+            state.open += 1
+            state.inUse += 1
+            return .connect
+        }
+        switch spare {
+        case .none:
+            return nil
+        case .connection(let connection):
+            if await connection.checkAlive() { return connection }
+            await connection.close()
+            giveBackSlot()
+            return nil
+        case .connect:
+            return try? await openInGrantedSlot()
+        }
+    }
+
     /// Opens a connection in a slot already counted as open and lent; gives the slot back when that fails.
     private func openInGrantedSlot() async throws -> PostgresConnection {
         do {
@@ -257,6 +330,32 @@ extension PostgresConnection {
         _ = try? await threadPool.runIfActive { [self] in
             guard !isBroken, PQtransactionStatus(pointer) != PQTRANS_IDLE else { return }
             _ = try? execBlocking(sql: "ROLLBACK", binds: nil)
+        }
+    }
+
+    /// Begins a read-only transaction that sees the snapshot another transaction exported; false (and no
+    /// transaction open) when it cannot: the exporting transaction ended, or the connection broke.
+    func importSnapshot(_ snapshot: String) async -> Bool {
+        // The identifier is spliced (SET TRANSACTION SNAPSHOT takes no parameters): only what PostgreSQL's
+        // identifiers are made of (hexadecimal digits and dashes) is accepted.
+        guard !snapshot.isEmpty, snapshot.utf8.allSatisfy(Self.isSnapshotByte) else { return false }
+        do {
+            try await executeScript(
+                unsafeSQL: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '\(snapshot)'"
+            )
+            return true
+        } catch {
+            await rollbackIfNeeded()
+            return false
+        }
+    }
+
+    private static func isSnapshotByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "F"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "-"):
+            true
+        default:
+            false
         }
     }
 

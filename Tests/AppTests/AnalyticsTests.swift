@@ -56,8 +56,11 @@ enum Fixture {
         try await withApp { client, _ in try await body(client) }
     }
 
-    static func withApp(_ body: @Sendable @escaping (any TestClientProtocol, PostgresPool) async throws -> Void) async throws {
-        try await withTestApp { client, pool in
+    static func withApp(
+        _ overrides: [String: String] = [:],
+        _ body: @Sendable @escaping (any TestClientProtocol, PostgresPool) async throws -> Void
+    ) async throws {
+        try await withTestApp(overrides) { client, pool in
             try await client.execute(uri: "/api/events/batch", method: .post, body: ByteBuffer(string: Fixture.body)) { response in
                 let summary = try response.json(IngestSummary.self)
                 #expect(summary == IngestSummary(successfulRows: 15, quarantinedRows: 0))
@@ -82,9 +85,10 @@ func rows(_ client: any TestClientProtocol, _ uri: String, headers: HTTPFields =
 
 @Suite("Analytics: sessions, funnel, pages")
 struct AnalyticsTests {
-    @Test("the funnel counts a visitor at a step only after the earlier steps, in order")
-    func funnel() async throws {
-        try await Fixture.withApp { client in
+    /// With a pool of four the funnel counts odd and even visitors on two connections at once; with one, all on one.
+    @Test("the funnel counts a visitor at a step only after the earlier steps, in order", arguments: ["4", "1"])
+    func funnel(poolSize: String) async throws {
+        try await Fixture.withApp(["DB_POOL_SIZE": poolSize]) { client, _ in
             let steps = "pages=/&pages=/pricing&pages=/signup"
             let window = try await rows(client, "/api/analytics/funnel?\(steps)")
             #expect(

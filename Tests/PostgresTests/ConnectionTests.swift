@@ -191,6 +191,75 @@ struct ConnectionTests {
         #expect(try await small.query("SELECT 1").count == 1)
     }
 
+    @Test("connections sharing a snapshot see the same rows, are only those the pool can spare, and all end with the body")
+    func sharedSnapshot() async throws {
+        let pool = try await TestDatabase.makePool(size: 3, acquireTimeout: .seconds(30))
+        let writer = PostgresPool(
+            configuration: pool.configuration,
+            options: .init(size: 1),
+            threadPool: TestDatabase.threadPool,
+            logger: TestDatabase.logger
+        )
+        try await pool.execute("CREATE TABLE t (n int)")
+        try await pool.execute("INSERT INTO t VALUES (1)")
+
+        try await pool.withSharedSnapshot(extra: 2) { connections in
+            #expect(connections.count == 3)
+            var backends: Set<Int> = []
+            var snapshots: Set<String> = []
+            for connection in connections {
+                let row = try await connection.query(
+                    "SELECT pg_backend_pid(), pg_current_snapshot()::text, current_setting('transaction_isolation'), current_setting('transaction_read_only')"
+                )[0]
+                let (backend, snapshot, isolation, readOnly) = try row.decode((Int, String, String, String).self)
+                backends.insert(backend)
+                snapshots.insert(snapshot)
+                #expect(isolation == "repeatable read" && readOnly == "on")
+            }
+            #expect(backends.count == 3)
+            #expect(snapshots.count == 1)
+            // A row committed after the snapshot was taken is seen by none of them.
+            try await writer.execute("INSERT INTO t VALUES (2)")
+            for connection in connections {
+                #expect(try await connection.query("SELECT count(*) FROM t")[0].decode(Int.self) == 1)
+            }
+        }
+        #expect(pool.statistics == .init(open: 3, inUse: 0, idle: 3, waiting: 0))
+        #expect(try await pool.query("SELECT count(*) FROM t")[0].decode(Int.self) == 2)
+
+        // Two connections lent elsewhere: the body gets the third alone, at once.
+        try await pool.withConnection { _ in
+            try await pool.withConnection { _ in
+                let count = try await pool.withSharedSnapshot(extra: 2) { connections async throws -> Int in
+                    #expect(try await connections[0].query("SELECT count(*) FROM t")[0].decode(Int.self) == 2)
+                    return connections.count
+                }
+                #expect(count == 1)
+            }
+        }
+
+        // A body that throws rolls every transaction back and gives every connection back, usable.
+        await #expect(throws: Failure.self) {
+            try await pool.withSharedSnapshot(extra: 1) { connections in
+                #expect(connections.count == 2)
+                _ = try? await connections[1].execute("INSERT INTO t VALUES (3)")  // read-only: fails, aborting it
+                throw Failure()
+            }
+        }
+        #expect(pool.statistics.inUse == 0)
+        for _ in 0..<3 {
+            #expect(try await pool.query("SELECT count(*) FROM t")[0].decode(Int.self) == 2)
+        }
+        // A statement that failed on an extra connection fails the whole, even if the body swallowed the error.
+        await #expect(throws: PostgresError.self) {
+            try await pool.withSharedSnapshot(extra: 1) { connections in
+                _ = try? await connections[1].execute("SELECT 1 / 0")
+            }
+        }
+        #expect(pool.statistics.inUse == 0)
+        await writer.close()
+    }
+
     @Test("a backend terminated by the server is replaced transparently")
     func terminatedBackend() async throws {
         let pool = try await TestDatabase.makePool(size: 1)

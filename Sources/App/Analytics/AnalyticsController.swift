@@ -196,54 +196,90 @@ struct AnalyticsController: Sendable {
         // statistics for that page; one shared CTE of all step events, filtered per step, was estimated at a few
         // hundred rows whatever its size. Visitors are their numbers (migration 0014): steps sort and join bigints.
         let key = withinSession ? "visitor, session_id" : "visitor"
-        func stepEvents(_ index: Int) -> PostgresQuery {
-            """
-            SELECT visitor_id AS visitor, session_id, time, id
-                FROM events
-                WHERE \(common.filter) AND page = \(steps[index]) AND visitor_id IS NOT NULL
-            """
-        }
-        var sql: PostgresQuery = """
-            WITH s1 AS (
-                SELECT DISTINCT ON (\(unsafeSQL: key)) \(unsafeSQL: key), time AS t, id AS i
-                FROM (\(stepEvents(0))) e
-                ORDER BY \(unsafeSQL: key), time, id
-            )
-            """
-        for index in 1..<steps.count {
-            let joinOn = withinSession ? "e.visitor = p.visitor AND e.session_id = p.session_id" : "e.visitor = p.visitor"
-            let columns = withinSession ? "p.visitor, p.session_id" : "p.visitor"
-            sql.append(
+        // The steps' visitors, of all visitors or of the odd or even visitor numbers.
+        func stepCounts(half: Int?) -> PostgresQuery {
+            let visitors: PostgresQuery = half.map { "AND visitor_id % 2 = \($0)" } ?? ""
+            func stepEvents(_ index: Int) -> PostgresQuery {
                 """
-                ,
-                s\(unsafeSQL: String(index + 1)) AS (
-                    SELECT DISTINCT ON (\(unsafeSQL: columns)) \(unsafeSQL: columns), e.time AS t, e.id AS i
-                    FROM s\(unsafeSQL: String(index)) p
-                    JOIN (\(stepEvents(index))) e ON \(unsafeSQL: joinOn) AND (e.time, e.id) > (p.t, p.i)
-                    ORDER BY \(unsafeSQL: columns), e.time, e.id
+                SELECT visitor_id AS visitor, session_id, time, id
+                    FROM events
+                    WHERE \(common.filter) AND page = \(steps[index]) AND visitor_id IS NOT NULL \(visitors)
+                """
+            }
+            var sql: PostgresQuery = """
+                WITH s1 AS (
+                    SELECT DISTINCT ON (\(unsafeSQL: key)) \(unsafeSQL: key), time AS t, id AS i
+                    FROM (\(stepEvents(0))) e
+                    ORDER BY \(unsafeSQL: key), time, id
                 )
                 """
+            for index in 1..<steps.count {
+                let joinOn = withinSession ? "e.visitor = p.visitor AND e.session_id = p.session_id" : "e.visitor = p.visitor"
+                let columns = withinSession ? "p.visitor, p.session_id" : "p.visitor"
+                sql.append(
+                    """
+                    ,
+                    s\(unsafeSQL: String(index + 1)) AS (
+                        SELECT DISTINCT ON (\(unsafeSQL: columns)) \(unsafeSQL: columns), e.time AS t, e.id AS i
+                        FROM s\(unsafeSQL: String(index)) p
+                        JOIN (\(stepEvents(index))) e ON \(unsafeSQL: joinOn) AND (e.time, e.id) > (p.t, p.i)
+                        ORDER BY \(unsafeSQL: columns), e.time, e.id
+                    )
+                    """
+                )
+            }
+            // Within a window each step holds a visitor once; within sessions, once per session.
+            let visitorCount = withinSession ? "count(DISTINCT visitor)" : "count(*)"
+            let counts = (0..<steps.count).map { index -> PostgresQuery in
+                "SELECT \(unsafeSQL: String(index + 1))::bigint AS step, \(unsafeSQL: visitorCount) AS visitors FROM s\(unsafeSQL: String(index + 1))"
+            }
+            sql.append("\n")
+            sql.append(PostgresQuery.joined(counts, separator: " UNION ALL "))
+            return sql
+        }
+
+        // Where the pool has a connection to spare, the odd and the even visitors are counted at once, on two
+        // connections that see one snapshot (each step's page events are read by both, the sorting and joining is
+        // split): at a million events over 7 days, in psql, 92–106 → 55–64 ms (each half), at ten million
+        // 0.94–1.15 → 0.69–0.99 s. A visitor's number in a filter leaves the planner guessing a two-hundredth of the
+        // rows, and it then chose nested loops over each step's index scan (8.6 s): the halves join by hashing or
+        // merging only. The counts are added up here and the rates computed in SQL.
+        let table = try await pool.withParallelReadAccess(common.scope, connections: 2, timeout: queryTimeout) { connections in
+            var visitors = [Int](repeating: 0, count: steps.count)
+            if connections.count >= 2 {
+                try await withThrowingTaskGroup(of: [(Int, Int)].self) { group in
+                    for (half, connection) in connections.prefix(2).enumerated() {
+                        let query = stepCounts(half: half)
+                        group.addTask {
+                            try await connection.execute("SELECT set_config('enable_nestloop', 'off', true)")
+                            return try await connection.query(query).decode((Int, Int).self)
+                        }
+                    }
+                    for try await counts in group {
+                        for (step, count) in counts { visitors[step - 1] += count }
+                    }
+                }
+            } else {
+                for (step, count) in try await connections[0].query(stepCounts(half: nil)).decode((Int, Int).self) {
+                    visitors[step - 1] += count
+                }
+            }
+            return ResultTable(
+                try await connections[0].query(
+                    """
+                    SELECT step::bigint AS step, page, visitors,
+                           coalesce(round(100.0 * visitors / nullif(first_value(visitors) OVER w, 0), 2), 0)::float8 AS conversion_rate,
+                           coalesce(round(100.0 * visitors / nullif(lag(visitors, 1, visitors) OVER w, 0), 2), 0)::float8 AS step_conversion_rate,
+                           (lag(visitors, 1, visitors) OVER w - visitors)::bigint AS drop_off
+                    FROM unnest(\(steps)::text[], \(visitors)::bigint[]) WITH ORDINALITY AS counts(page, visitors, step)
+                    WINDOW w AS (ORDER BY step)
+                    ORDER BY step
+                    """
+                ),
+                format: common.format
             )
         }
-        // Within a window each step holds a visitor once; within sessions, once per session.
-        let visitors = withinSession ? "count(DISTINCT visitor)" : "count(*)"
-        let counts = (0..<steps.count).map { index -> PostgresQuery in
-            "SELECT \(index + 1) AS step, \(steps[index]) AS page, \(unsafeSQL: visitors) AS visitors FROM s\(unsafeSQL: String(index + 1))"
-        }
-        sql.append(
-            """
-
-            , counts AS (\(PostgresQuery.joined(counts, separator: " UNION ALL ")))
-            SELECT step::bigint AS step, page, visitors::bigint AS visitors,
-                   coalesce(round(100.0 * visitors / nullif(first_value(visitors) OVER w, 0), 2), 0)::float8 AS conversion_rate,
-                   coalesce(round(100.0 * visitors / nullif(lag(visitors, 1, visitors) OVER w, 0), 2), 0)::float8 AS step_conversion_rate,
-                   (lag(visitors, 1, visitors) OVER w - visitors)::bigint AS drop_off
-            FROM counts
-            WINDOW w AS (ORDER BY step)
-            ORDER BY step
-            """
-        )
-        return try await table(sql, common: common)
+        return table
     }
 
     // MARK: Pages

@@ -34,19 +34,42 @@ extension PostgresPool {
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         try await withTransaction(readOnly: readOnly) { connection in
-            // One round trip; `set_config(…, true)` is SET LOCAL, undone when the transaction ends. JIT compilation
-            // took 100 ms and more of a 0.4 s funnel over a million events (EXPLAIN ANALYZE): these queries are short.
-            try await connection.execute(
-                """
-                SELECT set_config('app.workspace_id', \(String(scope.workspaceID)), true),
-                       set_config('app.tenant_id', \(scope.tenantID ?? ""), true),
-                       set_config('statement_timeout', \("\(timeout)s"), true),
-                       set_config('work_mem', \(workMem), true),
-                       set_config('jit', 'off', true),
-                       set_config('role', \(scope.readerRole), true)
-                """
-            )
+            try await connection.execute(Self.readSettings(scope, timeout: timeout, workMem: workMem))
             return try await body(connection)
         }
+    }
+
+    /// Runs `body` the way `withReadAccess` runs it (read-only, as the scope's role, its settings and timeout), on up
+    /// to `connections` connections that see one snapshot of the database (`withSharedSnapshot`), for a query split
+    /// into parts that run at once: as many as the pool can lend without waiting, so `body` must do its work on
+    /// however many it gets (one, when the pool is busy). Each connection's part has the statement timeout.
+    func withParallelReadAccess<Result>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ scope: DataScope,
+        connections: Int,
+        timeout: Int,
+        workMem: String = "64MB",
+        _ body: ([PostgresConnection]) async throws -> Result
+    ) async throws -> Result {
+        try await withSharedSnapshot(extra: connections - 1) { lent in
+            for connection in lent {
+                try await connection.execute(Self.readSettings(scope, timeout: timeout, workMem: workMem))
+            }
+            return try await body(lent)
+        }
+    }
+
+    /// The settings of a read, in one statement: `set_config(…, true)` is SET LOCAL, undone when the transaction
+    /// ends. JIT compilation took 100 ms and more of a 0.4 s funnel over a million events (EXPLAIN ANALYZE): these
+    /// queries are short.
+    private static func readSettings(_ scope: DataScope, timeout: Int, workMem: String) -> PostgresQuery {
+        """
+        SELECT set_config('app.workspace_id', \(String(scope.workspaceID)), true),
+               set_config('app.tenant_id', \(scope.tenantID ?? ""), true),
+               set_config('statement_timeout', \("\(timeout)s"), true),
+               set_config('work_mem', \(workMem), true),
+               set_config('jit', 'off', true),
+               set_config('role', \(scope.readerRole), true)
+        """
     }
 }
