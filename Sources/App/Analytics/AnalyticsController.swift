@@ -391,87 +391,21 @@ struct AnalyticsController: Sendable {
         // each) → 0.20–0.27 s counting them by byte, equal rows (alternating, six runs each).
         if common.to.timeIntervalSince(common.from) / Double(86_400 * days) + 2 <= 60 {
             // Visitors with the same periods, counted once.
-            let visits: PostgresQuery
             if wholeHours {
-                visits = """
-                    SELECT periods, visitors
-                    FROM visitor_period_patterns(\(common.scope.workspaceID), \(common.from), \(common.to), \(common.includeBots), \(common.timeZone), \(days)::int)
-                    """
-            } else {
-                visits = """
-                    SELECT periods, count(*) AS visitors
-                    FROM (
-                        SELECT bit_or(1::bigint << (((time AT TIME ZONE \(common.timeZone))::date - (SELECT first_day FROM bounds)) / \(days)::int)) AS periods
-                        FROM events
-                        WHERE \(common.filter) AND visitor_id IS NOT NULL
-                        GROUP BY visitor_id
-                    ) v
-                    GROUP BY periods
-                    """
+                return try await retentionFromPatterns(common: common, days: days, width: width, lastInstant: lastInstant)
             }
-            return try await table(
+            let visits: PostgresQuery = """
+                SELECT periods, count(*) AS visitors
+                FROM (
+                    SELECT bit_or(1::bigint << (((time AT TIME ZONE \(common.timeZone))::date - (SELECT first_day FROM bounds)) / \(days)::int)) AS periods
+                    FROM events
+                    WHERE \(common.filter) AND visitor_id IS NOT NULL
+                    GROUP BY visitor_id
+                ) v
+                GROUP BY periods
                 """
-                WITH bounds AS (
-                    SELECT first_day,
-                           ((time_bucket(\(width), \(lastInstant), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date - first_day)
-                           / \(days)::int AS last_period
-                    FROM (SELECT (time_bucket(\(width), \(common.from), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date AS first_day) f
-                ),
-                -- Held: read twice below. A pattern's cohort is its lowest set bit, kept as that bit's value (`first_bit`,
-                -- `periods & -periods`) and numbered once per cohort (`cohorts`): as text per pattern (`lowest_set_bit`) it
-                -- took 57 ms of the 89,000 patterns by day at 10M events (by day over 30 days, in psql, equal rows:
-                -- 145–146 → 137–140 ms at 1M, 1.27–1.28 → 1.21–1.23 s at 10M).
-                patterns AS MATERIALIZED (
-                    SELECT periods & -periods AS first_bit, periods, visitors
-                    FROM (\(visits)) p
-                ),
-                cohorts AS (
-                    SELECT first_bit, lowest_set_bit(first_bit) AS cohort FROM (SELECT DISTINCT first_bit FROM patterns) c
-                ),
-                -- Each cohort's visitors active in each period, without expanding every pattern into its periods: the
-                -- patterns' visitors summed by cohort and the value of each byte of their periods (grouping sets; at
-                -- most 256 values a byte), then each value's set bits.
-                bytes AS (
-                    SELECT first_bit,
-                           CASE GROUPING(b0, b1, b2, b3, b4, b5, b6, b7)
-                               WHEN 127 THEN 0 WHEN 191 THEN 1 WHEN 223 THEN 2 WHEN 239 THEN 3 WHEN 247 THEN 4 WHEN 251 THEN 5
-                               WHEN 253 THEN 6 ELSE 7
-                           END AS byte,
-                           coalesce(b0, b1, b2, b3, b4, b5, b6, b7) AS value, sum(visitors) AS visitors
-                    FROM (
-                        SELECT first_bit, visitors, periods & 255 AS b0, (periods >> 8) & 255 AS b1, (periods >> 16) & 255 AS b2,
-                               (periods >> 24) & 255 AS b3, (periods >> 32) & 255 AS b4, (periods >> 40) & 255 AS b5,
-                               (periods >> 48) & 255 AS b6, (periods >> 56) & 255 AS b7
-                        FROM patterns
-                    ) p
-                    GROUP BY GROUPING SETS ((first_bit, b0), (first_bit, b1), (first_bit, b2), (first_bit, b3), (first_bit, b4),
-                                            (first_bit, b5), (first_bit, b6), (first_bit, b7))
-                ),
-                active AS (
-                    SELECT first_bit, 8 * byte + i AS bit, sum(visitors) AS visitors
-                    FROM bytes, generate_series(0, 7) AS i
-                    WHERE value & (1 << i) <> 0
-                    GROUP BY 1, 2
-                ),
-                -- Every period of every cohort, those without a visitor too.
-                cells AS (
-                    SELECT c.cohort, n AS period, coalesce(a.visitors, 0) AS retained
-                    FROM cohorts c
-                    CROSS JOIN bounds b
-                    CROSS JOIN generate_series(0, b.last_period - c.cohort) AS n
-                    LEFT JOIN active a ON a.first_bit = c.first_bit AND a.bit = c.cohort + n
-                )
-                SELECT to_char(b.first_day + c.cohort * \(days)::int, 'YYYY-MM-DD') AS cohort_date,
-                       c.period::bigint AS period,
-                       (first_value(c.retained) OVER w)::bigint AS users,
-                       c.retained::bigint AS retained,
-                       round(100.0 * c.retained / nullif(first_value(c.retained) OVER w, 0), 2)::float8 AS retention_rate
-                FROM cells c, bounds b
-                WINDOW w AS (PARTITION BY c.cohort ORDER BY c.period)
-                ORDER BY c.cohort, c.period
-                """,
-                common: common
-            )
+            let bounds = Self.retentionBounds(common: common, days: days, width: width, lastInstant: lastInstant)
+            return try await table("WITH \(bounds), \(Self.retentionActive(visits)), \(Self.retentionCells(days: days))", common: common)
         }
         let activity: PostgresQuery
         if wholeHours {
@@ -519,6 +453,141 @@ struct AnalyticsController: Sendable {
             """,
             common: common
         )
+    }
+
+    /// Retention over the whole hours' visitor patterns (`visitor_period_patterns`, migrations 0018, 0024). Where the
+    /// pool has a connection to spare, the visitors numbered below and from a split point (the median of a sample of
+    /// the window's visitor-hours, migration 0026) are counted at once, on two connections that share one snapshot,
+    /// and each half's visitors active per cohort and period (`active`, a few hundred rows) added up here; adding up
+    /// the patterns instead sent tens of thousands back and forth by day and was slower than one connection. Over
+    /// HTTP, alternating builds, equal bodies, 30 days: by week 95–103 → 64–76 ms at a million events, 0.93–1.10 →
+    /// 0.59–0.78 s at ten million; by day 138–145 → 89–91 ms and 1.24 → 0.68 s.
+    func retentionFromPatterns(common: Common, days: Int, width: PostgresInterval, lastInstant: Date) async throws -> ResultTable {
+        let workspace = common.scope.workspaceID
+        let bounds = Self.retentionBounds(common: common, days: days, width: width, lastInstant: lastInstant)
+        return try await pool.withParallelReadAccess(common.scope, connections: 2, timeout: queryTimeout) { connections in
+            var split: Int?
+            if connections.count >= 2 {
+                split = try await connections[0].query(
+                    "SELECT visitor_hours_median_visitor(\(workspace), \(common.from), \(common.to), \(common.includeBots))"
+                )[0].decode(Int?.self, at: 0)
+            }
+            guard let split else {
+                let visits: PostgresQuery = """
+                    SELECT periods, visitors
+                    FROM visitor_period_patterns(\(workspace), \(common.from), \(common.to), \(common.includeBots), \(common.timeZone), \(days)::int)
+                    """
+                let query: PostgresQuery = "WITH \(bounds), \(Self.retentionActive(visits)), \(Self.retentionCells(days: days))"
+                return ResultTable(try await connections[0].query(query), format: common.format)
+            }
+            // Each half's visitors active in each period by cohort, added up (a few hundred rows at most).
+            var active: [ActiveKey: Int] = [:]
+            try await withThrowingTaskGroup(of: [(Int, Int, Int)].self) { group in
+                let ranges: [(first: Int, end: Int)] = [(Int.min, split), (split, Int.max)]
+                for (range, connection) in zip(ranges, connections) {
+                    let visits: PostgresQuery = """
+                        SELECT periods, visitors
+                        FROM visitor_period_patterns(\(workspace), \(common.from), \(common.to), \(common.includeBots), \(common.timeZone), \(days)::int,
+                                                     \(range.first), \(range.end))
+                        """
+                    let query: PostgresQuery = "WITH \(Self.retentionActive(visits)) SELECT first_bit, bit::bigint, visitors::bigint FROM active"
+                    group.addTask { try await connection.query(query).decode((Int, Int, Int).self) }
+                }
+                for try await half in group {
+                    for (firstBit, bit, visitors) in half { active[ActiveKey(firstBit: firstBit, bit: bit), default: 0] += visitors }
+                }
+            }
+            let query: PostgresQuery = """
+                WITH \(bounds),
+                active AS (
+                    SELECT first_bit, bit, visitors
+                    FROM unnest(\(active.keys.map(\.firstBit))::bigint[], \(active.keys.map(\.bit))::bigint[], \(Array(active.values))::bigint[])
+                        AS a(first_bit, bit, visitors)
+                ),
+                \(Self.retentionCells(days: days))
+                """
+            return ResultTable(try await connections[0].query(query), format: common.format)
+        }
+    }
+
+    /// A cohort (its period's bit value) and a period (bit number).
+    struct ActiveKey: Hashable {
+        var firstBit: Int
+        var bit: Int
+    }
+
+    /// `bounds`: the local date of the window's first period, and the number of its last.
+    static func retentionBounds(common: Common, days: Int, width: PostgresInterval, lastInstant: Date) -> PostgresQuery {
+        """
+        bounds AS (
+            SELECT first_day,
+                   ((time_bucket(\(width), \(lastInstant), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date - first_day)
+                   / \(days)::int AS last_period
+            FROM (SELECT (time_bucket(\(width), \(common.from), \(common.timeZone)) AT TIME ZONE \(common.timeZone))::date AS first_day) f
+        )
+        """
+    }
+
+    /// `active`: each cohort's visitors active in each period, from `visits`, the patterns of periods (bit n: active
+    /// in period n of the window) with their visitors. A pattern's cohort is its lowest set bit, kept as that bit's
+    /// value (`first_bit`, `periods & -periods`). The patterns are not expanded into their periods: their visitors
+    /// are summed by cohort and the value of each byte of their periods (grouping sets; at most 256 values a byte),
+    /// then each value's set bits.
+    static func retentionActive(_ visits: PostgresQuery) -> PostgresQuery {
+        """
+        patterns AS (
+            SELECT periods & -periods AS first_bit, periods, visitors
+            FROM (\(visits)) p
+        ),
+        bytes AS (
+            SELECT first_bit,
+                   CASE GROUPING(b0, b1, b2, b3, b4, b5, b6, b7)
+                       WHEN 127 THEN 0 WHEN 191 THEN 1 WHEN 223 THEN 2 WHEN 239 THEN 3 WHEN 247 THEN 4 WHEN 251 THEN 5
+                       WHEN 253 THEN 6 ELSE 7
+                   END AS byte,
+                   coalesce(b0, b1, b2, b3, b4, b5, b6, b7) AS value, sum(visitors) AS visitors
+            FROM (
+                SELECT first_bit, visitors, periods & 255 AS b0, (periods >> 8) & 255 AS b1, (periods >> 16) & 255 AS b2,
+                       (periods >> 24) & 255 AS b3, (periods >> 32) & 255 AS b4, (periods >> 40) & 255 AS b5,
+                       (periods >> 48) & 255 AS b6, (periods >> 56) & 255 AS b7
+                FROM patterns
+            ) p
+            GROUP BY GROUPING SETS ((first_bit, b0), (first_bit, b1), (first_bit, b2), (first_bit, b3), (first_bit, b4),
+                                    (first_bit, b5), (first_bit, b6), (first_bit, b7))
+        ),
+        active AS (
+            SELECT first_bit, 8 * byte + i AS bit, sum(visitors) AS visitors
+            FROM bytes, generate_series(0, 7) AS i
+            WHERE value & (1 << i) <> 0
+            GROUP BY 1, 2
+        )
+        """
+    }
+
+    /// The cells of every cohort (`active`'s cohorts, numbered once each: as text per pattern, `lowest_set_bit` took
+    /// 57 ms of the 89,000 patterns by day at 10M events) and every period, those without a visitor too, from
+    /// `bounds` and `active`.
+    static func retentionCells(days: Int) -> PostgresQuery {
+        """
+        cohorts AS (
+            SELECT first_bit, lowest_set_bit(first_bit) AS cohort FROM (SELECT DISTINCT first_bit FROM active) c
+        ),
+        cells AS (
+            SELECT c.cohort, n AS period, coalesce(a.visitors, 0) AS retained
+            FROM cohorts c
+            CROSS JOIN bounds b
+            CROSS JOIN generate_series(0, b.last_period - c.cohort) AS n
+            LEFT JOIN active a ON a.first_bit = c.first_bit AND a.bit = c.cohort + n
+        )
+        SELECT to_char(b.first_day + c.cohort * \(days)::int, 'YYYY-MM-DD') AS cohort_date,
+               c.period::bigint AS period,
+               (first_value(c.retained) OVER w)::bigint AS users,
+               c.retained::bigint AS retained,
+               round(100.0 * c.retained / nullif(first_value(c.retained) OVER w, 0), 2)::float8 AS retention_rate
+        FROM cells c, bounds b
+        WINDOW w AS (PARTITION BY c.cohort ORDER BY c.period)
+        ORDER BY c.cohort, c.period
+        """
     }
 
     /// Whether `identifier`'s offset from UTC is a whole number of hours at every instant of [from, to).
