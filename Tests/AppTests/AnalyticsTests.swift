@@ -111,9 +111,10 @@ struct AnalyticsTests {
         }
     }
 
-    @Test("pages: views, visitors, durations, entries, exits, bounce rate and top referrers")
-    func pages() async throws {
-        try await Fixture.withApp { client in
+    /// With a pool of four the entries and the top pages are computed on two connections at once; with one, on one.
+    @Test("pages: views, visitors, durations, entries, exits, bounce rate and top referrers", arguments: ["4", "1"])
+    func pages(poolSize: String) async throws {
+        try await Fixture.withApp(["DB_POOL_SIZE": poolSize]) { client, _ in
             let pages = try await rows(client, "/api/analytics/pages")
             #expect(
                 pages == [
