@@ -121,10 +121,11 @@ public final class PostgresPool: Service, Sendable {
     /// Runs `body` in read-only transactions on up to `1 + extra` connections that all see one snapshot of the
     /// database: the first connection's (`REPEATABLE READ`; it exports its snapshot with `pg_export_snapshot`, the
     /// others import it with `SET TRANSACTION SNAPSHOT`), so work split among them reads the same rows as on one.
-    /// The extra connections are only those the pool can lend at once (idle, or a slot free to open one); a caller
-    /// never waits for them, so `body` may get the first connection alone, and two callers each holding one
-    /// connection cannot wait for each other's. All transactions are committed when `body` returns and rolled back
-    /// when it throws.
+    /// The extra connections are only those the pool can lend at once (idle, or a slot free to open one) while no
+    /// more than half of its connections would be lent: a caller never waits for them, so `body` may get the first
+    /// connection alone, two callers each holding one connection cannot wait for each other's, and work split this
+    /// way never takes the connections that other callers (the event writer among them) need when the server is busy.
+    /// All transactions are committed when `body` returns and rolled back when it throws.
     @discardableResult
     public func withSharedSnapshot<Result>(
         isolation: isolated (any Actor)? = #isolation,
@@ -242,12 +243,13 @@ public final class PostgresPool: Service, Sendable {
         }
     }
 
-    /// A connection if one is idle or a slot is free to open one, without waiting (nor taking one from a waiting
-    /// caller); `nil` otherwise, or when the database cannot be reached.
+    /// A connection if one is idle or a slot is free to open one, and lending it leaves at least half of the pool's
+    /// connections free; without waiting (nor taking one from a waiting caller). `nil` otherwise, or when the
+    /// database cannot be reached.
     private func leaseSpare() async -> PostgresConnection? {
         enum Spare { case none, connection(PostgresConnection), connect }
         let spare = state.withLock { state -> Spare in
-            guard !state.closed, state.waiters.isEmpty else { return .none }
+            guard !state.closed, state.waiters.isEmpty, state.inUse < options.size / 2 else { return .none }
             if let connection = state.idle.popLast() {
                 state.inUse += 1
                 return .connection(connection)

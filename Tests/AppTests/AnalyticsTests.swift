@@ -134,6 +134,19 @@ struct AnalyticsTests {
             )
             let limited = try await rows(client, "/api/analytics/pages?limit=1")
             #expect(limited.map { $0["page"] } == ["/"])
+            // A page whose events carry no duration, and no referrer: its average duration is null.
+            let lonely = #"[{"session_id": "s9", "page": "/lonely", "timestamp": "\#(Fixture.at(3))"}]"#
+            try await client.execute(uri: "/api/events/batch", method: .post, body: ByteBuffer(string: lonely)) {
+                #expect($0.status == .ok)
+            }
+            let withLonely = try await rows(client, "/api/analytics/pages")
+            #expect(
+                withLonely.last == [
+                    "page": "/lonely", "views": 1, "unique_visitors": 1, "avg_duration": .null, "bounce_rate": 100.0, "entries": 1, "exits": 1,
+                    "top_referrers": [],
+                ]
+            )
+            #expect(withLonely.dropLast() == pages)
         }
     }
 

@@ -193,7 +193,8 @@ struct ConnectionTests {
 
     @Test("connections sharing a snapshot see the same rows, are only those the pool can spare, and all end with the body")
     func sharedSnapshot() async throws {
-        let pool = try await TestDatabase.makePool(size: 3, acquireTimeout: .seconds(30))
+        // Extra connections are lent while at most half of the pool's six would be: two besides the first.
+        let pool = try await TestDatabase.makePool(size: 6, acquireTimeout: .seconds(30))
         let writer = PostgresPool(
             configuration: pool.configuration,
             options: .init(size: 1),
@@ -203,7 +204,7 @@ struct ConnectionTests {
         try await pool.execute("CREATE TABLE t (n int)")
         try await pool.execute("INSERT INTO t VALUES (1)")
 
-        try await pool.withSharedSnapshot(extra: 2) { connections in
+        try await pool.withSharedSnapshot(extra: 4) { connections in
             #expect(connections.count == 3)
             var backends: Set<Int> = []
             var snapshots: Set<String> = []
@@ -227,7 +228,7 @@ struct ConnectionTests {
         #expect(pool.statistics == .init(open: 3, inUse: 0, idle: 3, waiting: 0))
         #expect(try await pool.query("SELECT count(*) FROM t")[0].decode(Int.self) == 2)
 
-        // Two connections lent elsewhere: the body gets the third alone, at once.
+        // Two connections lent elsewhere: the body gets a third alone, at once (a fourth would leave two of six free).
         try await pool.withConnection { _ in
             try await pool.withConnection { _ in
                 let count = try await pool.withSharedSnapshot(extra: 2) { connections async throws -> Int in
