@@ -245,24 +245,14 @@ struct AnalyticsController: Sendable {
         // rows, and it then chose nested loops over each step's index scan (8.6 s): the halves join by hashing or
         // merging only. The counts are added up here and the rates computed in SQL.
         let table = try await pool.withParallelReadAccess(common.scope, connections: 2, timeout: queryTimeout) { connections in
+            let split = connections.count >= 2
+            let parts = try await connections.query(
+                split ? [stepCounts(half: 0), stepCounts(half: 1)] : [stepCounts(half: nil)],
+                setup: split ? "SELECT set_config('enable_nestloop', 'off', true)" : nil
+            )
             var visitors = [Int](repeating: 0, count: steps.count)
-            if connections.count >= 2 {
-                try await withThrowingTaskGroup(of: [(Int, Int)].self) { group in
-                    for (half, connection) in connections.prefix(2).enumerated() {
-                        let query = stepCounts(half: half)
-                        group.addTask {
-                            try await connection.execute("SELECT set_config('enable_nestloop', 'off', true)")
-                            return try await connection.query(query).decode((Int, Int).self)
-                        }
-                    }
-                    for try await counts in group {
-                        for (step, count) in counts { visitors[step - 1] += count }
-                    }
-                }
-            } else {
-                for (step, count) in try await connections[0].query(stepCounts(half: nil)).decode((Int, Int).self) {
-                    visitors[step - 1] += count
-                }
+            for part in parts {
+                for (step, count) in try part.decode((Int, Int).self) { visitors[step - 1] += count }
             }
             return ResultTable(
                 try await connections[0].query(
@@ -348,42 +338,24 @@ struct AnalyticsController: Sendable {
             )
             """
         // Where the pool has a connection to spare, the entries and the top pages are computed at once, on two
-        // connections that share one snapshot, and joined by a last statement.
+        // connections that share one snapshot (else one after the other), and joined by a last statement.
         return try await pool.withParallelReadAccess(common.scope, connections: 2, timeout: queryTimeout) { connections in
-            guard connections.count >= 2 else {
-                let query: PostgresQuery = """
-                    WITH \(events), \(entries), \(top)
-                    SELECT p.page, p.views::bigint AS views, p.unique_visitors::bigint AS unique_visitors,
-                           round(p.avg_duration::numeric, 2)::float8 AS avg_duration,
-                           coalesce(round(100.0 * entries.bounces / nullif(entries.entries, 0), 2), 0)::float8 AS bounce_rate,
-                           coalesce(entries.entries, 0)::bigint AS entries,
-                           coalesce(exits.exits, 0)::bigint AS exits,
-                           coalesce(top.top_referrers, '[]'::json) AS top_referrers
-                    FROM p
-                    LEFT JOIN entries ON entries.page = p.page
-                    LEFT JOIN exits ON exits.page = p.page
-                    LEFT JOIN top ON top.page = p.page
-                    ORDER BY p.views DESC, p.page
-                    """
-                return ResultTable(try await connections[0].query(query), format: common.format)
-            }
-            let entriesQuery: PostgresQuery = """
+            let parts = try await connections.query([
+                """
+                WITH \(events), \(top)
+                SELECT p.page, p.views::bigint, p.unique_visitors::bigint, p.avg_duration::float8, top.top_referrers::text
+                FROM p LEFT JOIN top ON top.page = p.page
+                """,
+                """
                 WITH \(events), \(entries)
                 SELECT coalesce(entries.page, exits.page) AS page, coalesce(entries.entries, 0)::bigint, coalesce(entries.bounces, 0)::bigint,
                        coalesce(exits.exits, 0)::bigint
                 FROM entries FULL JOIN exits ON exits.page = entries.page
                 WHERE coalesce(entries.page, exits.page) IS NOT NULL
-                """
-            let other = connections[1]
-            async let entryRows = other.query(entriesQuery).decode((String, Int, Int, Int).self)
-            let topRows = try await connections[0].query(
-                """
-                WITH \(events), \(top)
-                SELECT p.page, p.views::bigint, p.unique_visitors::bigint, p.avg_duration::float8, top.top_referrers::text
-                FROM p LEFT JOIN top ON top.page = p.page
-                """
-            ).decode((String, Int, Int, Double?, String?).self)
-            let pageEntries = try await entryRows
+                """,
+            ])
+            let topRows = try parts[0].decode((String, Int, Int, Double?, String?).self)
+            let pageEntries = try parts[1].decode((String, Int, Int, Int).self)
             let query: PostgresQuery = """
                 SELECT b.page, b.views, b.unique_visitors,
                        round(b.avg_duration::numeric, 2)::float8 AS avg_duration,
@@ -528,20 +500,18 @@ struct AnalyticsController: Sendable {
                 return ResultTable(try await connections[0].query(query), format: common.format)
             }
             // Each half's visitors active in each period by cohort, added up (a few hundred rows at most).
+            let halves = [(Int.min, split), (split, Int.max)].map { first, end -> PostgresQuery in
+                let visits: PostgresQuery = """
+                    SELECT periods, visitors
+                    FROM visitor_period_patterns(\(workspace), \(common.from), \(common.to), \(common.includeBots), \(common.timeZone), \(days)::int,
+                                                 \(first), \(end))
+                    """
+                return "WITH \(Self.retentionActive(visits)) SELECT first_bit, bit::bigint, visitors::bigint FROM active"
+            }
             var active: [ActiveKey: Int] = [:]
-            try await withThrowingTaskGroup(of: [(Int, Int, Int)].self) { group in
-                let ranges: [(first: Int, end: Int)] = [(Int.min, split), (split, Int.max)]
-                for (range, connection) in zip(ranges, connections) {
-                    let visits: PostgresQuery = """
-                        SELECT periods, visitors
-                        FROM visitor_period_patterns(\(workspace), \(common.from), \(common.to), \(common.includeBots), \(common.timeZone), \(days)::int,
-                                                     \(range.first), \(range.end))
-                        """
-                    let query: PostgresQuery = "WITH \(Self.retentionActive(visits)) SELECT first_bit, bit::bigint, visitors::bigint FROM active"
-                    group.addTask { try await connection.query(query).decode((Int, Int, Int).self) }
-                }
-                for try await half in group {
-                    for (firstBit, bit, visitors) in half { active[ActiveKey(firstBit: firstBit, bit: bit), default: 0] += visitors }
+            for half in try await connections.query(halves) {
+                for (firstBit, bit, visitors) in try half.decode((Int, Int, Int).self) {
+                    active[ActiveKey(firstBit: firstBit, bit: bit), default: 0] += visitors
                 }
             }
             let query: PostgresQuery = """

@@ -73,3 +73,29 @@ extension PostgresPool {
         """
     }
 }
+
+extension [PostgresConnection] {
+    /// Runs `queries` over these connections (from `withParallelReadAccess`): query i on connection i modulo their
+    /// number, each connection's share one after another and the connections at once, after `setup` on each
+    /// connection that runs any. The rows come back in the order of `queries`.
+    func query(_ queries: [PostgresQuery], setup: PostgresQuery? = nil) async throws -> [PostgresRows] {
+        let connections = self
+        var rows = [PostgresRows?](repeating: nil, count: queries.count)
+        try await withThrowingTaskGroup(of: [(Int, PostgresRows)].self) { group in
+            for (index, connection) in connections.prefix(queries.count).enumerated() {
+                group.addTask {
+                    if let setup { try await connection.execute(setup) }
+                    var done: [(Int, PostgresRows)] = []
+                    for query in stride(from: index, to: queries.count, by: connections.count) {
+                        done.append((query, try await connection.query(queries[query])))
+                    }
+                    return done
+                }
+            }
+            for try await done in group {
+                for (index, result) in done { rows[index] = result }
+            }
+        }
+        return rows.map { $0! }
+    }
+}
