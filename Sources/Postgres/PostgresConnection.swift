@@ -110,11 +110,14 @@ public final class PostgresConnection: @unchecked Sendable {
     /// `prepared`: the statement is prepared on this connection the first time it runs there, and its prepared form
     /// runs from then on, which spares the server parsing it and, once PostgreSQL settles on a generic plan, planning
     /// it. For statements a connection runs often whose best plan does not depend on their values (the event writer's).
+    ///
+    /// `packed`: the rows are received one at a time (libpq's single-row mode) and packed as they arrive (`PackedRows`),
+    /// in under half the memory libpq keeps a whole result in; for results that may be large (a pipe's answer).
     @discardableResult
-    public func query(_ query: PostgresQuery, prepared: Bool = false) async throws -> PostgresRows {
+    public func query(_ query: PostgresQuery, prepared: Bool = false, packed: Bool = false) async throws -> PostgresRows {
         let (sql, binds) = query.render()
         return try await threadPool.runIfActive { [self] in
-            try execBlocking(sql: sql, binds: binds, prepared: prepared)
+            try execBlocking(sql: sql, binds: binds, prepared: prepared, packed: packed)
         }
     }
 
@@ -149,53 +152,104 @@ public final class PostgresConnection: @unchecked Sendable {
 
     // MARK: Blocking calls (thread pool only)
 
-    /// `PQexecParams` for a statement with parameters (`PQprepare` once and `PQexecPrepared` if `prepared`); `PQexec`
-    /// for a parameterless script (`binds == nil`).
-    func execBlocking(sql: String, binds: [PostgresBind]?, prepared: Bool = false) throws(PostgresError) -> PostgresRows {
+    /// `PQexecParams` for a statement with parameters (`PQprepare` once and `PQexecPrepared` if `prepared`; their
+    /// `PQsend…` forms in single-row mode if `packed`); `PQexec` for a parameterless script (`binds == nil`).
+    func execBlocking(sql: String, binds: [PostgresBind]?, prepared: Bool = false, packed: Bool = false) throws(PostgresError) -> PostgresRows {
         guard !closed else { throw PostgresError(.connectionLost, message: "the connection is closed") }
-        let result: OpaquePointer?
-        if let binds {
-            var values: [UnsafeMutablePointer<CChar>?] = []
-            values.reserveCapacity(binds.count)
-            defer { values.forEach { free($0) } }
-            for (index, bind) in binds.enumerated() {
-                guard let text = bind.text else {
-                    values.append(nil)
-                    continue
-                }
-                guard !text.utf8.contains(0) else {
-                    throw PostgresError(.invalidInput, message: "parameter $\(index + 1) contains a NUL character")
-                }
-                values.append(strdup(text))
+        guard let binds else { return try check(PQexec(pointer, sql)) }
+        var values: [UnsafeMutablePointer<CChar>?] = []
+        values.reserveCapacity(binds.count)
+        defer { values.forEach { free($0) } }
+        for (index, bind) in binds.enumerated() {
+            guard let text = bind.text else {
+                values.append(nil)
+                continue
             }
-            let types = binds.map { Oid($0.type.rawValue) }
-            var name: String?
-            if prepared {
-                let key = PreparedKey(sql: sql, types: types)
-                if let known = preparedNames[key] {
-                    name = known
-                } else {
-                    let fresh = "analytics_\(preparedNames.count + 1)"
-                    _ = try types.withUnsafeBufferPointer { typeBuffer throws(PostgresError) in
-                        try check(PQprepare(pointer, fresh, sql, Int32(binds.count), typeBuffer.baseAddress))
-                    }
-                    preparedNames[key] = fresh
-                    name = fresh
-                }
+            guard !text.utf8.contains(0) else {
+                throw PostgresError(.invalidInput, message: "parameter $\(index + 1) contains a NUL character")
             }
-            result = values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
+            values.append(strdup(text))
+        }
+        let types = binds.map { Oid($0.type.rawValue) }
+        var name: String?
+        if prepared {
+            let key = PreparedKey(sql: sql, types: types)
+            if let known = preparedNames[key] {
+                name = known
+            } else {
+                let fresh = "analytics_\(preparedNames.count + 1)"
+                _ = try types.withUnsafeBufferPointer { typeBuffer throws(PostgresError) in
+                    try check(PQprepare(pointer, fresh, sql, Int32(binds.count), typeBuffer.baseAddress))
+                }
+                preparedNames[key] = fresh
+                name = fresh
+            }
+        }
+        let count = Int32(binds.count)
+        if packed {
+            let sent = values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
                 if let name {
-                    PQexecPrepared(pointer, name, Int32(binds.count), valueBuffer.baseAddress, nil, nil, 0)
+                    PQsendQueryPrepared(pointer, name, count, valueBuffer.baseAddress, nil, nil, 0)
                 } else {
                     types.withUnsafeBufferPointer { typeBuffer in
-                        PQexecParams(pointer, sql, Int32(binds.count), typeBuffer.baseAddress, valueBuffer.baseAddress, nil, nil, 0)
+                        PQsendQueryParams(pointer, sql, count, typeBuffer.baseAddress, valueBuffer.baseAddress, nil, nil, 0)
                     }
                 }
             }
-        } else {
-            result = PQexec(pointer, sql)
+            guard sent == 1 else { throw connectionError() }
+            return try collectPacked()
+        }
+        let result = values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
+            if let name {
+                PQexecPrepared(pointer, name, count, valueBuffer.baseAddress, nil, nil, 0)
+            } else {
+                types.withUnsafeBufferPointer { typeBuffer in
+                    PQexecParams(pointer, sql, count, typeBuffer.baseAddress, valueBuffer.baseAddress, nil, nil, 0)
+                }
+            }
         }
         return try check(result)
+    }
+
+    /// Reads the results of a statement just sent, a row at a time where single-row mode could be set, packing each
+    /// row as it arrives. Every result is read (until libpq has none), so the connection is ready for the next
+    /// statement whatever happened; the first error is thrown and the rows read before it are dropped.
+    func collectPacked() throws(PostgresError) -> PostgresRows {
+        _ = PQsetSingleRowMode(pointer)  // when refused, the rows come as one result, packed all the same
+        var builder: PackedRows.Builder?
+        var columns: PostgresColumns?
+        var final: ResultHandle?
+        var failure: PostgresError?
+        while let result = PQgetResult(pointer) {
+            let handle = ResultHandle(result)
+            guard failure == nil else { continue }
+            let status = PQresultStatus(result)
+            switch status {
+            case PGRES_SINGLE_TUPLE, PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+                let rows = PQntuples(result)
+                if rows > 0 && builder == nil {
+                    columns = PostgresColumns(result: result)
+                    builder = PackedRows.Builder(width: Int(PQnfields(result)))
+                }
+                do {
+                    for row in 0..<rows { try builder?.append(row: row, of: result) }
+                } catch {
+                    failure = error
+                }
+                if status != PGRES_SINGLE_TUPLE { final = handle }
+            case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR:
+                failure = serverError(result)
+            default:
+                failure = PostgresError(.protocolViolation, message: "unexpected result status \(status.rawValue)")
+            }
+        }
+        if let failure { throw failure }
+        guard let final else { throw connectionError() }
+        guard let builder else {
+            return PostgresRows(packed: PackedRows.Builder(width: 0).finish(), count: 0, columns: columns, final: final)
+        }
+        let count = builder.count
+        return PostgresRows(packed: builder.finish(), count: count, columns: columns, final: final)
     }
 
     /// Turns a libpq result into rows or a typed error, taking ownership of it.

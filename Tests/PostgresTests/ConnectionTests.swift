@@ -107,6 +107,52 @@ struct ConnectionTests {
         #expect(notes.map(\.1) == ["one", nil, "four", "six"])
     }
 
+    @Test("rows packed as they arrive equal libpq's whole result, over several pages, prepared or not, and fail cleanly")
+    func packedRows() async throws {
+        let pool = try await TestDatabase.makePool(size: 1)
+        try await pool.withConnection { connection in
+            // Values of every kind a page holds: NULLs, empty text, multibyte text, numbers, arrays, JSON; 2,500 rows
+            // make two full pages (1,024 rows each) and a part, and 2,048 exactly two.
+            func rows(_ count: Int) -> PostgresQuery {
+                """
+                SELECT n, CASE WHEN n % 3 = 0 THEN NULL ELSE repeat('é', (n % 5)::int) END AS note, n * 0.5 AS half,
+                       ARRAY[n, NULL] AS pair, json_build_object('n', n) AS doc, NULL::text AS nothing
+                FROM generate_series(1, \(count)) AS n
+                """
+            }
+            for count in [0, 1, 1_023, 1_024, 2_048, 2_500] {
+                for prepared in [false, true] {
+                    let whole = try await connection.query(rows(count), prepared: prepared)
+                    let packed = try await connection.query(rows(count), prepared: prepared, packed: true)
+                    #expect(packed.count == count)
+                    #expect(packed.affectedRows == count)
+                    #expect(packed.columns?.names == ["n", "note", "half", "pair", "doc", "nothing"])
+                    #expect(packed.columns?.types == whole.columns?.types)
+                    let texts = { (rows: PostgresRows) in rows.map { row in (0..<row.count).map { row.text($0) } } }
+                    #expect(texts(packed) == texts(whole))
+                }
+            }
+            let notes = try await connection.query(rows(7), packed: true).decode((Int, String?).self)
+            #expect(notes.map(\.1) == ["é", "éé", nil, "éééé", "", nil, "éé"])
+
+            // Statements without rows: their count is the command's.
+            try await connection.query("CREATE TEMP TABLE numbers (n int8)", packed: true)
+            let inserted = try await connection.query("INSERT INTO numbers SELECT generate_series(1, \(1_500))", packed: true)
+            #expect(inserted.affectedRows == 1_500 && inserted.isEmpty)
+            let updated = try await connection.query("UPDATE numbers SET n = -n WHERE n > \(1_000) RETURNING n", packed: true)
+            #expect(updated.affectedRows == 500 && updated.count == 500)
+            #expect(try updated.decode((Int).self).reduce(0, +) == -(1_001...1_500).reduce(0, +))
+
+            // An error after rows were sent (the 1,500th row divides by zero): thrown, the rows dropped, and the
+            // connection ready for the next statement.
+            await #expect(throws: PostgresError.self) {
+                try await connection.query("SELECT 1 / (n - \(1_500)) FROM generate_series(1, \(3_000)) AS n", packed: true)
+            }
+            await #expect(throws: PostgresError.self) { try await connection.query("SELECT \("x")::int8", packed: true) }
+            #expect(try await connection.query("SELECT \(2) + \(2)", packed: true).decode((Int).self) == [4])
+        }
+    }
+
     @Test("a COPY with an invalid value stores nothing and leaves the connection usable")
     func copyAborts() async throws {
         let pool = try await TestDatabase.makePool(size: 1)

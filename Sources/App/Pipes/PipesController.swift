@@ -154,7 +154,8 @@ struct PipesController: Sendable {
             readOnly: !pipe.writes
         ) { connection in
             let before = try await Self.tableReads(connection)
-            var table = ResultTable(try await connection.query(pipe.query(values)))
+            // Packed as they arrive: a pipe may answer hundreds of thousands of rows (`assign_clusters` every user).
+            var table = ResultTable(try await connection.query(pipe.query(values), packed: true))
             if let kmeans = pipe.kmeans {
                 table = try await kmeans.run(
                     consume table,
