@@ -261,9 +261,11 @@ struct PipesTests {
             #expect(
                 meta.map { column -> JSONValue? in if case .object(let fields) = column { fields["name"] } else { nil } } == [
                     "user_id", "cluster_id", "distance", "avg_session_duration", "total_sessions", "avg_clicks_per_session",
-                    "most_visited_page", "most_used_device", "country",
+                    "most_visited_page", "most_used_device", "country", "previous_cluster_id",
                 ]
             )
+            // None of them had a cluster stored before.
+            #expect(data(assigned).allSatisfy { $0["previous_cluster_id"] == .null })
             // Stored, with u123456's features from its events, and the user outside the country keeps its cluster.
             let stored = try await pool.query("SELECT user_id, cluster_id FROM user_features ORDER BY user_id").decode((String, Int?).self)
             #expect(stored.first { $0.0 == "elsewhere" }?.1 == 9)
@@ -277,7 +279,11 @@ struct PipesTests {
             #expect(recomputed == (1, 55.5, 4, "/cart", "mobile", "US"))
             // Deterministic: the same input gives the same clusters.
             let again = try await pipe(client, "/v0/pipes/assign_clusters.json?token=\(testAdminToken)&country=US&k=2")
-            #expect(data(again) == data(assigned))
+            func withoutPrevious(_ rows: [[String: JSONValue]]) -> [[String: JSONValue]] {
+                rows.map { $0.filter { $0.key != "previous_cluster_id" } }
+            }
+            #expect(withoutPrevious(data(again)) == withoutPrevious(data(assigned)))
+            #expect(data(again).allSatisfy { $0["previous_cluster_id"] == $0["cluster_id"] })
             let stats = try await pipe(client, "/v0/pipes/get_cluster_stats.json?token=\(testAdminToken)&min_users=2")
             #expect(data(stats).map { $0["cluster_id"] } == [1, 2])
             #expect(data(stats).map { $0["users"] } == [8, 7])
@@ -899,6 +905,32 @@ struct PipesTests {
             let stored = try await pool.query("SELECT user_id, cluster_id FROM user_features").decode((String, Int?).self)
             #expect(stored.count == users)
             #expect(stored.allSatisfy { clusters[$0.0] == $0.1 })
+
+            // Clusters stored meanwhile by something else (every third user's, 16,667: the other one of the two) are
+            // answered as the previous ones and stored again; the users whose stored cluster is the one assigned are
+            // not written (their last_updated stays).
+            let moved = try await pool.execute(
+                "UPDATE user_features SET cluster_id = 3 - cluster_id WHERE (substr(user_id, 2)::int - 100000) % 3 = 0"
+            )
+            #expect(moved == 16_667)
+            let scrambled = try await pool.query("SELECT max(last_updated) FROM user_features")[0].decode(Date.self, at: 0)
+            let again = data(try await pipe(client, "/v0/pipes/assign_clusters.json?k=2&token=\(testAdminToken)"))
+            #expect(again.count == users)
+            let previous = again.compactMap { row -> (String, Int)? in
+                guard case .string(let user)? = row["user_id"], case .int(let cluster)? = row["previous_cluster_id"] else { return nil }
+                return (user, cluster)
+            }
+            #expect(previous.count == users)
+            #expect(
+                previous.allSatisfy { user, cluster in
+                    let number = Int(user.dropFirst())! - 100_000
+                    return cluster == (number % 3 == 0 ? 3 - clusters[user]! : clusters[user]!)
+                }
+            )
+            let restored = try await pool.query("SELECT user_id, cluster_id, last_updated > \(scrambled) FROM user_features")
+                .decode((String, Int?, Bool).self)
+            #expect(restored.allSatisfy { clusters[$0.0] == $0.1 })
+            #expect(restored.filter(\.2).count == 16_667, "only the moved users written again")
         }
     }
 

@@ -3,9 +3,10 @@
 -- users without events there keep the features stored (e.g. rows sent to the user_features datasource). The server
 -- then standardises avg_session_duration, total_sessions and avg_clicks_per_session (z-scores; a missing value
 -- counts as the average), runs k-means on them (k-means++ seeding from a fixed seed, then Lloyd iterations until no
--- user changes cluster), numbers the clusters 1..k by size, largest first, and stores each user's cluster_id. The
--- same data gives the same clusters. It is batch work over every user: it may run for 5 minutes (@timeout) where the
--- server's query timeout is shorter (20–36 s at ten million events, bench/RESULTS.md).
+-- user changes cluster), numbers the clusters 1..k by size, largest first, and stores each user's cluster_id where it
+-- differs from the one stored (previous_cluster_id). The same data gives the same clusters. It is batch work over
+-- every user: it may run for 5 minutes (@timeout) where the server's query timeout is shorter (17–36 s at ten million
+-- events, bench/RESULTS.md).
 -- @writes
 -- @timeout 300
 -- @kmeans avg_session_duration total_sessions avg_clicks_per_session
@@ -22,6 +23,7 @@
 -- @column most_visited_page       the page with the most events (ties: alphabetical)
 -- @column most_used_device        the device type with the most events (ties: alphabetical)
 -- @column country                 the country of the latest event that names one (of several at that time, the least)
+-- @column previous_cluster_id     the cluster stored before this run (null for a user new to user_features)
 --
 -- The SQL returns the users to cluster, one row each, ordered by user_id (so that the seeding sees the same order
 -- every time), with the features aggregate_user_features returns. Sessions come from their totals (migration 0015),
@@ -78,11 +80,11 @@ updated AS (
       AND (uf.avg_session_duration, uf.total_sessions, uf.avg_clicks_per_session, uf.most_visited_page, uf.most_used_device, uf.country)
           IS DISTINCT FROM (c.avg_session_duration, c.total_sessions, c.avg_clicks_per_session, c.most_visited_page, c.most_used_device, c.country)
     RETURNING uf.user_id, uf.avg_session_duration, uf.total_sessions, uf.avg_clicks_per_session, uf.most_visited_page,
-              uf.most_used_device, uf.country
+              uf.most_used_device, uf.country, uf.cluster_id
 ),
 unchanged AS (
     SELECT uf.user_id, uf.avg_session_duration, uf.total_sessions, uf.avg_clicks_per_session, uf.most_visited_page,
-           uf.most_used_device, uf.country
+           uf.most_used_device, uf.country, uf.cluster_id
     FROM user_features uf
     JOIN chosen c ON uf.workspace_id = :workspace_id AND uf.user_id = c.user_id
     WHERE (uf.avg_session_duration, uf.total_sessions, uf.avg_clicks_per_session, uf.most_visited_page, uf.most_used_device, uf.country)
@@ -103,25 +105,27 @@ inserted AS (
     FROM chosen c
     WHERE NOT EXISTS (SELECT FROM known k WHERE k.user_id = c.user_id)
     ON CONFLICT (workspace_id, user_id) DO NOTHING
-    RETURNING user_id, avg_session_duration, total_sessions, avg_clicks_per_session, most_visited_page, most_used_device, country
+    RETURNING user_id, avg_session_duration, total_sessions, avg_clicks_per_session, most_visited_page, most_used_device, country,
+              cluster_id
 ),
 -- Stored users without events in the window, found by grouping rather than by an anti-join: the planner cannot
 -- estimate the users computed above, and a nested loop over them is quadratic.
 kept AS (
     SELECT user_id, max(avg_session_duration) AS avg_session_duration, max(total_sessions) AS total_sessions,
            max(avg_clicks_per_session) AS avg_clicks_per_session, max(most_visited_page) AS most_visited_page,
-           max(most_used_device) AS most_used_device, max(country) AS country
+           max(most_used_device) AS most_used_device, max(country) AS country, max(cluster_id) AS cluster_id
     FROM (
         SELECT uf.user_id, false AS recomputed, uf.avg_session_duration, uf.total_sessions, uf.avg_clicks_per_session,
-               uf.most_visited_page, uf.most_used_device, uf.country
+               uf.most_visited_page, uf.most_used_device, uf.country, uf.cluster_id
         FROM user_features uf
         WHERE uf.workspace_id = :workspace_id
         UNION ALL
-        SELECT f.user_id, true, NULL, NULL, NULL, NULL, NULL, NULL FROM features f
+        SELECT f.user_id, true, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM features f
     ) known
     GROUP BY user_id
     HAVING NOT bool_or(recomputed) AND (:country IS NULL OR max(country) = :country)
 )
-SELECT user_id, avg_session_duration, total_sessions, avg_clicks_per_session, most_visited_page, most_used_device, country
+SELECT user_id, avg_session_duration, total_sessions, avg_clicks_per_session, most_visited_page, most_used_device, country,
+       cluster_id AS previous_cluster_id
 FROM (SELECT * FROM updated UNION ALL SELECT * FROM unchanged UNION ALL SELECT * FROM inserted UNION ALL SELECT * FROM kept) users
 ORDER BY user_id

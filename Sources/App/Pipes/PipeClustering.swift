@@ -7,11 +7,15 @@ extension KMeansStep {
         var description: String
     }
 
+    /// The column in which the SQL may return each user's stored cluster (NULL for none).
+    static let previousColumn = "previous_cluster_id"
+
     /// Clusters the users of `table` (the pipe's SQL result), stores their clusters in `user_features` through
     /// `connection` (the pipe's transaction, under the caller's row-level security), and answers every row with its
-    /// `cluster_id` and `distance` after `user_id`, by cluster, distance and user. The k-means itself runs on
-    /// `threadPool`, away from the tasks that serve requests. The answer is the query's rows with the two columns added,
-    /// written in that order.
+    /// `cluster_id` and `distance` after `user_id`, by cluster, distance and user. Where the SQL returns each user's
+    /// stored cluster as `previous_cluster_id`, only the users whose cluster differs are written. The k-means itself
+    /// runs on `threadPool`, away from the tasks that serve requests. The answer is the query's rows with the two
+    /// columns added, written in that order.
     func run(
         _ table: consuming ResultTable,
         values: [String: PipeValue],
@@ -48,15 +52,23 @@ extension KMeansStep {
         let points = KMeans.Points(width: indices.count, count: table.count, values: values)
         let kmeans = KMeans(k: integer("k", default: 4), maxIterations: integer("max_iterations", default: 100))
         let result = try await threadPool.runIfActive { kmeans.cluster(points) }
+        // Only the users whose cluster changed are written, where the SQL returns the stored one (`previous_cluster_id`):
+        // looking up every user in the key index found nothing to change when the same data was clustered again, and
+        // took 4 s at ten million events (494,000 users).
+        let previous = table.columns.firstIndex(of: Self.previousColumn)
+        let changed = (0..<table.count).filter { row in
+            guard let previous else { return true }
+            return table.value(row: row, column: previous) != .int(result.assignments[row].cluster)
+        }
         // Stored 50,000 users a statement: one statement's arrays, as text, then as libpq's copy, took 20 MB more at
         // the peak for 494,000 users.
-        for start in stride(from: 0, to: users.count, by: 50_000) {
-            let end = min(start + 50_000, users.count)
+        for start in stride(from: 0, to: changed.count, by: 50_000) {
+            let rows = changed[start..<min(start + 50_000, changed.count)]
             try await connection.execute(
                 """
                 UPDATE user_features AS uf
                 SET cluster_id = c.cluster_id, last_updated = now()
-                FROM unnest(\(Array(users[start..<end]))::text[], \(result.assignments[start..<end].map(\.cluster))::bigint[]) AS c(user_id, cluster_id)
+                FROM unnest(\(rows.map { users[$0] })::text[], \(rows.map { result.assignments[$0].cluster })::bigint[]) AS c(user_id, cluster_id)
                 WHERE uf.workspace_id = \(workspaceID) AND uf.user_id = c.user_id AND uf.cluster_id IS DISTINCT FROM c.cluster_id
                 """
             )

@@ -66,8 +66,9 @@ public struct PipeDefinition: Sendable {
 
 /// What `@kmeans feature …` asks of a pipe (`assign_clusters`): its SQL returns one row per user, `user_id` first
 /// and ordered by it; the server clusters the rows on the named numeric columns with `KMeans` (the pipe's `k`
-/// parameter, and `max_iterations` if declared, else 100), stores each user's `cluster_id` in `user_features`, and
-/// answers the rows with `cluster_id` and `distance` after `user_id`, by cluster and distance.
+/// parameter, and `max_iterations` if declared, else 100), stores each user's `cluster_id` in `user_features` (only
+/// where it differs from the row's `previous_cluster_id`, when the SQL returns that column), and answers the rows with
+/// `cluster_id` and `distance` after `user_id`, by cluster and distance.
 public struct KMeansStep: Sendable, Equatable {
     /// The feature columns, by name.
     public var features: [String]
