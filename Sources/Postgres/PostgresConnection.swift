@@ -186,29 +186,22 @@ public final class PostgresConnection: @unchecked Sendable {
             }
         }
         let count = Int32(binds.count)
-        if packed {
-            let sent = values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
-                if let name {
-                    PQsendQueryPrepared(pointer, name, count, valueBuffer.baseAddress, nil, nil, 0)
-                } else {
-                    types.withUnsafeBufferPointer { typeBuffer in
-                        PQsendQueryParams(pointer, sql, count, typeBuffer.baseAddress, valueBuffer.baseAddress, nil, nil, 0)
-                    }
-                }
-            }
-            guard sent == 1 else { throw connectionError() }
-            return try collectPacked()
-        }
-        let result = values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
-            if let name {
-                PQexecPrepared(pointer, name, count, valueBuffer.baseAddress, nil, nil, 0)
-            } else {
-                types.withUnsafeBufferPointer { typeBuffer in
-                    PQexecParams(pointer, sql, count, typeBuffer.baseAddress, valueBuffer.baseAddress, nil, nil, 0)
+        var result: OpaquePointer?
+        var sent: Int32 = 0
+        values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
+            types.withUnsafeBufferPointer { typeBuffer in
+                let (values, types) = (valueBuffer.baseAddress, typeBuffer.baseAddress)
+                switch (name, packed) {
+                case (let name?, false): result = PQexecPrepared(pointer, name, count, values, nil, nil, 0)
+                case (let name?, true): sent = PQsendQueryPrepared(pointer, name, count, values, nil, nil, 0)
+                case (nil, false): result = PQexecParams(pointer, sql, count, types, values, nil, nil, 0)
+                case (nil, true): sent = PQsendQueryParams(pointer, sql, count, types, values, nil, nil, 0)
                 }
             }
         }
-        return try check(result)
+        guard packed else { return try check(result) }
+        guard sent == 1 else { throw connectionError() }
+        return try collectPacked()
     }
 
     /// Reads the results of a statement just sent, a row at a time where single-row mode could be set, packing each
