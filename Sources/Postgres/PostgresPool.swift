@@ -98,15 +98,18 @@ public final class PostgresPool: Service, Sendable {
         }
     }
 
-    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
+    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws. `repeatableRead`: the
+    /// whole transaction sees one snapshot (REPEATABLE READ) instead of one per statement.
     @discardableResult
     public func withTransaction<Result>(
         isolation: isolated (any Actor)? = #isolation,
         readOnly: Bool = false,
+        repeatableRead: Bool = false,
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         try await withConnection { connection in
-            try await connection.executeScript(unsafeSQL: readOnly ? "BEGIN READ ONLY" : "BEGIN")
+            let level = repeatableRead ? " ISOLATION LEVEL REPEATABLE READ" : ""
+            try await connection.executeScript(unsafeSQL: "BEGIN\(level)\(readOnly ? " READ ONLY" : "")")
             do {
                 let result = try await body(connection)
                 try await connection.commit()
@@ -132,8 +135,7 @@ public final class PostgresPool: Service, Sendable {
         extra: Int,
         _ body: ([PostgresConnection]) async throws -> Result
     ) async throws -> Result {
-        try await withConnection { first in
-            try await first.executeScript(unsafeSQL: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try await withTransaction(readOnly: true, repeatableRead: true) { first in
             var others: [PostgresConnection] = []
             do {
                 while others.count < extra, let spare = await leaseSpare() { others.append(spare) }
@@ -151,14 +153,12 @@ public final class PostgresPool: Service, Sendable {
                     defer { release(other) }
                     try await other.commit()
                 }
-                try await first.commit()
                 return result
             } catch {
                 for other in others {
                     await other.rollbackIfNeeded()
                     release(other)
                 }
-                await first.rollbackIfNeeded()
                 throw error
             }
         }

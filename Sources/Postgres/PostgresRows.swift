@@ -133,7 +133,7 @@ enum RowStorage: Sendable {
 /// The rows a statement returned, read lazily from the libpq result (or from rows packed as they arrived, see
 /// `PostgresConnection.query(_:prepared:packed:)`).
 public struct PostgresRows: Sendable, RandomAccessCollection {
-    let storage: RowStorage?
+    let storage: RowStorage
     /// Columns of the result (empty for statements that return no rows).
     public let columns: PostgresColumns?
     /// Rows affected (for INSERT, UPDATE, DELETE, COPY) or returned (for SELECT).
@@ -165,7 +165,7 @@ public struct PostgresRows: Sendable, RandomAccessCollection {
     public var endIndex: Int { count }
 
     public subscript(position: Int) -> PostgresRow {
-        PostgresRow(storage: storage!, columns: columns!, index: position)
+        PostgresRow(storage: storage, columns: columns!, index: position)
     }
 
     /// Decodes each row as a `Decodable` type whose coding keys are column names.
