@@ -759,6 +759,18 @@ struct PipesTests {
             #expect(column(late, "users") == [1])
             #expect(column(late, "events") == [1])
             #expect(late.first?["avg_session_duration"] == .null)
+            // A later batch adds to session A (its totals updated, not inserted): A now lasts 1,800 s, as B does.
+            try await ingest(client, "user_events", [event("1T10:30:00", "t1", "A", "a", "page_view")])
+            try await expectRollupsMatchEvents(pool)
+            let later = data(try await pipe(client, "/v0/pipes/tenant_activity_summary.json?token=\(testAdminToken)"))
+            #expect(column(later, "tenant_id") == ["t1", "t2"])
+            #expect(column(later, "sessions") == [2, 1])
+            #expect(column(later, "users") == [3, 1])
+            #expect(column(later, "events") == [6, 3])
+            #expect(column(later, "page_views") == [5, 2])
+            #expect(column(later, "avg_session_duration") == [1800.0, 40.0])
+            #expect(column(later, "first_activity") == ["2023-08-01T10:00:00Z", "2023-08-02T12:00:00Z"])
+            #expect(column(later, "last_activity") == ["2023-08-02T00:20:00Z", "2023-08-02T13:00:00Z"])
         }
     }
 

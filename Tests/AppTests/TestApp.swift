@@ -109,6 +109,64 @@ func expectRollupsMatchEvents(_ pool: PostgresPool, sourceLocation: SourceLocati
     )[0].decode((Int, Int).self)
     #expect(counts.0 == 0, "session row counts that the totals do not add up to", sourceLocation: sourceLocation)
     #expect(counts.1 == 0, "sessions of totals without their row count", sourceLocation: sourceLocation)
+    // Each tenant's totals and visitors (migration 0027's triggers), as the session totals add up.
+    let tenants = try await pool.query(
+        """
+        WITH rows AS (
+            SELECT workspace_id, tenant_id, visitor_id, is_bot, events, page_views,
+                   coalesce(duration_sum::numeric, extract(epoch FROM last_time - first_time)) AS duration
+            FROM session_totals WHERE tenant_id IS NOT NULL
+        ), kept_visitors AS (
+            SELECT workspace_id, tenant_id, visitor_id, people_rows, bot_rows FROM tenant_visitors
+        ), expected_visitors AS (
+            SELECT workspace_id, tenant_id, visitor_id, (count(*) FILTER (WHERE NOT is_bot))::integer AS people_rows,
+                   (count(*) FILTER (WHERE is_bot))::integer AS bot_rows
+            FROM rows WHERE visitor_id IS NOT NULL GROUP BY 1, 2, 3
+        ), kept AS (
+            SELECT workspace_id, tenant_id, people_rows, bot_rows, people_durations, bot_durations, people_events, bot_events,
+                   people_page_views, bot_page_views, people_visitors, visitors
+            FROM tenant_totals
+        ), expected AS (
+            SELECT r.workspace_id, r.tenant_id, count(*) FILTER (WHERE NOT r.is_bot), count(*) FILTER (WHERE r.is_bot),
+                   coalesce(sum(r.duration) FILTER (WHERE NOT r.is_bot), 0), coalesce(sum(r.duration) FILTER (WHERE r.is_bot), 0),
+                   coalesce(sum(r.events) FILTER (WHERE NOT r.is_bot), 0), coalesce(sum(r.events) FILTER (WHERE r.is_bot), 0),
+                   coalesce(sum(r.page_views) FILTER (WHERE NOT r.is_bot), 0), coalesce(sum(r.page_views) FILTER (WHERE r.is_bot), 0),
+                   (SELECT count(*) FROM expected_visitors v WHERE v.workspace_id = r.workspace_id AND v.tenant_id = r.tenant_id AND v.people_rows > 0),
+                   (SELECT count(*) FROM expected_visitors v WHERE v.workspace_id = r.workspace_id AND v.tenant_id = r.tenant_id)
+            FROM rows r GROUP BY r.workspace_id, r.tenant_id
+        )
+        SELECT (SELECT count(*) FROM (TABLE kept EXCEPT ALL TABLE expected) extra),
+               (SELECT count(*) FROM (TABLE expected EXCEPT ALL TABLE kept) missing),
+               (SELECT count(*) FROM (TABLE kept_visitors EXCEPT ALL TABLE expected_visitors) extra),
+               (SELECT count(*) FROM (TABLE expected_visitors EXCEPT ALL TABLE kept_visitors) missing)
+        """
+    )[0].decode((Int, Int, Int, Int).self)
+    #expect(tenants.0 == 0, "tenant totals that the session totals do not add up to", sourceLocation: sourceLocation)
+    #expect(tenants.1 == 0, "tenants of session totals without their totals", sourceLocation: sourceLocation)
+    #expect(tenants.2 == 0, "tenant visitors that the session totals do not name", sourceLocation: sourceLocation)
+    #expect(tenants.3 == 0, "visitors of session totals missing from their tenant's", sourceLocation: sourceLocation)
+    // Each user's totals (0027), as the session totals add up.
+    let users = try await pool.query(
+        """
+        WITH kept AS (
+            SELECT workspace_id, user_id, people_rows, bot_rows, people_durations, bot_durations, people_clicks, bot_clicks,
+                   people_events, bot_events
+            FROM user_totals
+        ), expected AS (
+            SELECT workspace_id, user_id, count(*) FILTER (WHERE NOT is_bot), count(*) FILTER (WHERE is_bot),
+                   coalesce(sum(coalesce(duration_sum::numeric, extract(epoch FROM last_time - first_time))) FILTER (WHERE NOT is_bot), 0),
+                   coalesce(sum(coalesce(duration_sum::numeric, extract(epoch FROM last_time - first_time))) FILTER (WHERE is_bot), 0),
+                   coalesce(sum(clicks) FILTER (WHERE NOT is_bot), 0), coalesce(sum(clicks) FILTER (WHERE is_bot), 0),
+                   coalesce(sum(events) FILTER (WHERE NOT is_bot), 0), coalesce(sum(events) FILTER (WHERE is_bot), 0)
+            FROM session_totals WHERE user_id IS NOT NULL
+            GROUP BY workspace_id, user_id
+        )
+        SELECT (SELECT count(*) FROM (TABLE kept EXCEPT ALL TABLE expected) extra),
+               (SELECT count(*) FROM (TABLE expected EXCEPT ALL TABLE kept) missing)
+        """
+    )[0].decode((Int, Int).self)
+    #expect(users.0 == 0, "user totals that the session totals do not add up to", sourceLocation: sourceLocation)
+    #expect(users.1 == 0, "users of session totals without their totals", sourceLocation: sourceLocation)
     let sessionEvents = try await pool.query("SELECT count(*) FROM events WHERE session_id IS NOT NULL")[0].decode(Int.self, at: 0)
     #expect((sessions.2 == 0) == (sessionEvents == 0), "session_totals is empty only without sessions", sourceLocation: sourceLocation)
     let mismatches = try await pool.query(

@@ -17,19 +17,18 @@
 -- events. session_totals_inside gives those inside the window; session_totals_recounted those across an end of it,
 -- recounted from their events inside it, and the events without a session (migration 0017, which assign_clusters
 -- reads too). The recounted rows are held (MATERIALIZED), so that the session totals are searched for them and their
--- events read once. By default it reads all time, so it may run 120 s (@timeout) where the server's query timeout is
--- shorter.
+-- events read once. A window may run 120 s (@timeout) where the server's query timeout is shorter.
 --
 -- A session is one row of totals but where its events name several users (a visitor who logs in) or bot flags, so
 -- its rows are merged before sessions are counted. Within a window (from_date or to_date given) every row is grouped
 -- by session, then by tenant, and the tenants' visitors apart, with hash aggregates only (count(DISTINCT …) per
--- tenant sorted every group). Over all time (the default), grouping every session (211,000 at a million events) took
--- most of the time: there each tenant's rows are summed as if each were a session, together with its visitors (one
--- hash aggregate by tenant and visitor), and only the sessions with several rows are merged apart
--- (`sessions_with_several_rows`: migration 0019 read them from the totals' key index, 0025 from a partial index of
--- each session's count of rows, 290–435 → 217–245 ms at a million events), and their difference added: a session
--- fewer per extra row, and the merged duration in place of the rows' own. In psql, equal rows: 0.62–0.81 → 0.38–0.53 s
--- at a million events, 8.2–9.4 → 4.0–5.3 s at ten million (before 0025). Windows keep the first way: 0019's read of
+-- tenant sorted every group). Over all time (the default), each tenant's rows are summed as if each were a session:
+-- each tenant's totals, kept by the writer (migration 0027), with its visitors counted there, and the events without
+-- a session (their visitors counted where the tenant's totals do not name them). Only the sessions with several rows
+-- are merged apart (`sessions_with_several_rows`, 0019/0025), looked up by key, and their difference added: a session
+-- fewer per extra row, and the merged duration in place of the rows' own. The first and last activity come from the
+-- events' tenant index. In psql, equal rows: 260–345 → 8–9 ms at a million events, 2.6 s → 11–17 ms at ten million
+-- (before, every session's totals were grouped by tenant and visitor). Windows keep the first way: 0019's read of
 -- the whole key index made a day's window at ten million events 0.81 → 1.8 s, and counting a window's sessions by key
 -- apart from the rest spilled to disk at ten million (a ten-day window 3.2 → 5.8 s). Only one of the two ways runs:
 -- the other's condition is false.
@@ -80,16 +79,33 @@ window_visitors AS (
     ) v
     GROUP BY tenant_id
 ),
--- Over all time: each tenant's visitors, with their rows summed as if each row were a session.
-by_visitor AS (
-    SELECT tenant_id, visitor,
-           count(session_id) AS sessions,
-           sum(coalesce(duration_sum, extract(epoch FROM last_activity - first_activity))) FILTER (WHERE session_id IS NOT NULL) AS durations,
-           sum(events::integer) AS events, sum(page_views::integer) AS page_views,
-           min(first_activity) AS first_activity, max(last_activity) AS last_activity
-    FROM groups
-    WHERE :from_date IS NULL AND :to_date IS NULL
-    GROUP BY tenant_id, visitor
+-- Over all time: each tenant's totals (migration 0027) as if each row of session totals were a session.
+kept AS (
+    SELECT t.tenant_id,
+           t.people_rows + CASE WHEN :include_bots THEN t.bot_rows ELSE 0 END AS rows,
+           t.people_durations + CASE WHEN :include_bots THEN t.bot_durations ELSE 0 END AS durations,
+           t.people_events + CASE WHEN :include_bots THEN t.bot_events ELSE 0 END AS events,
+           t.people_page_views + CASE WHEN :include_bots THEN t.bot_page_views ELSE 0 END AS page_views,
+           CASE WHEN :include_bots THEN t.visitors ELSE t.people_visitors END AS users
+    FROM tenant_totals t
+    WHERE t.workspace_id = :workspace_id AND :from_date IS NULL AND :to_date IS NULL
+),
+-- The events without a session (all that `edges` holds over all time): their events, and their visitors that have
+-- no row of totals in the tenant (of people, unless bots count).
+loose AS (
+    SELECT tenant_id, sum(events) AS events, sum(page_views) AS page_views,
+           count(DISTINCT visitor) FILTER (WHERE NOT counted) AS users
+    FROM (
+        SELECT e.tenant_id, e.events, e.page_views, e.visitor,
+               EXISTS (
+                   SELECT 1 FROM tenant_visitors v
+                   WHERE v.workspace_id = :workspace_id AND v.tenant_id = e.tenant_id AND v.visitor_id = e.visitor
+                     AND (v.people_rows > 0 OR (:include_bots AND v.bot_rows > 0))
+               ) AS counted
+        FROM edges e
+        WHERE :from_date IS NULL AND :to_date IS NULL
+    ) l
+    GROUP BY tenant_id
 ),
 -- The sessions with several rows (any tenant, user or bot flag: a superset; migrations 0019, 0025).
 shared AS MATERIALIZED (
@@ -98,31 +114,51 @@ shared AS MATERIALIZED (
     WHERE :from_date IS NULL AND :to_date IS NULL
 ),
 -- What merging them changes: a session fewer per extra row, and the session's duration (its events' durations, else
--- first to last event of all its rows) in place of its rows' own.
+-- first to last event of all its rows) in place of its rows' own. Their totals are looked up by key, session by
+-- session (over all time, `groups` holds every row of totals, which a join with it would read).
 merged AS (
     SELECT tenant_id, sum(rows - 1) AS extra_rows, sum(duration - durations) AS duration_change
     FROM (
-        SELECT g.tenant_id, g.session_id, count(*) AS rows,
-               sum(coalesce(g.duration_sum, extract(epoch FROM g.last_activity - g.first_activity))) AS durations,
-               coalesce(sum(g.duration_sum), extract(epoch FROM max(g.last_activity) - min(g.first_activity))) AS duration
-        FROM groups g
-        JOIN shared s ON s.session_id = g.session_id
-        GROUP BY g.tenant_id, g.session_id
+        SELECT t.tenant_id, t.session_id, count(*) AS rows,
+               sum(coalesce(t.duration_sum, extract(epoch FROM t.last_time - t.first_time))) AS durations,
+               coalesce(sum(t.duration_sum), extract(epoch FROM max(t.last_time) - min(t.first_time))) AS duration
+        FROM shared s
+        JOIN session_totals t ON t.workspace_id = :workspace_id AND t.session_id = s.session_id
+        WHERE t.tenant_id IS NOT NULL AND (:include_bots OR NOT t.is_bot)
+        GROUP BY t.tenant_id, t.session_id
     ) m
     GROUP BY tenant_id
 ),
+-- The first and last activity from the events' tenant index (which holds the events without a session too).
 all_time_tenants AS (
-    SELECT v.tenant_id, v.users, v.sessions - coalesce(m.extra_rows, 0) AS sessions,
-           (v.durations + coalesce(m.duration_change, 0)) / nullif(v.sessions - coalesce(m.extra_rows, 0), 0) AS avg_session_duration,
-           v.events, v.page_views, v.first_activity, v.last_activity
+    SELECT a.tenant_id, a.users, a.rows - coalesce(m.extra_rows, 0) AS sessions,
+           (a.durations::float8 + coalesce(m.duration_change, 0)) / nullif(a.rows - coalesce(m.extra_rows, 0), 0) AS avg_session_duration,
+           a.events, a.page_views, f.first_activity, l.last_activity
     FROM (
-        SELECT tenant_id, count(visitor) AS users, sum(sessions) AS sessions, sum(durations) AS durations,
-               sum(events)::bigint AS events, sum(page_views)::bigint AS page_views,
-               min(first_activity) AS first_activity, max(last_activity) AS last_activity
-        FROM by_visitor
+        SELECT tenant_id, sum(users)::bigint AS users, sum(rows) AS rows, sum(durations) AS durations,
+               sum(events)::bigint AS events, sum(page_views)::bigint AS page_views
+        FROM (
+            SELECT tenant_id, users, rows, durations, events, page_views FROM kept WHERE rows > 0
+            UNION ALL
+            SELECT tenant_id, users, 0, 0, events, page_views FROM loose
+        ) parts
         GROUP BY tenant_id
-    ) v
-    LEFT JOIN merged m ON m.tenant_id = v.tenant_id
+    ) a
+    LEFT JOIN merged m ON m.tenant_id = a.tenant_id
+    CROSS JOIN LATERAL (
+        SELECT e.time AS first_activity
+        FROM events e
+        WHERE e.workspace_id = :workspace_id AND e.tenant_id = a.tenant_id AND (:include_bots OR NOT e.is_bot)
+        ORDER BY e.time
+        LIMIT 1
+    ) f
+    CROSS JOIN LATERAL (
+        SELECT e.time AS last_activity
+        FROM events e
+        WHERE e.workspace_id = :workspace_id AND e.tenant_id = a.tenant_id AND (:include_bots OR NOT e.is_bot)
+        ORDER BY e.time DESC
+        LIMIT 1
+    ) l
 ),
 tenants AS (
     SELECT t.tenant_id, t.sessions, coalesce(v.users, 0) AS users, t.events, t.page_views, t.avg_session_duration,
