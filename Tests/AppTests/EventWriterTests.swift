@@ -136,6 +136,38 @@ struct EventWriterTests {
         }
     }
 
+    @Test("a batch that PostgreSQL ends to break a deadlock is written again, and its request succeeds")
+    func retriesDeadlocks() async throws {
+        try await Self.withWriter { writer, pool in
+            var first = Self.record(1)
+            first.tenantID = "t1"
+            _ = try await writer.write([first])
+            var later = first
+            later.time = first.time.addingTimeInterval(60)
+            let second = later
+            let write = try await pool.withTransaction { holder in
+                // Holds u1's totals (migration 0027): the next batch of u1's session updates it, its triggers lock t1's
+                // totals, then wait for u1's.
+                try await holder.execute("SELECT 1 FROM user_totals WHERE user_id = 'u1' FOR UPDATE")
+                let write = Task { try await writer.write([second]) }
+                let waits = try await eventually {
+                    try await pool.query(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )[0].decode(Int.self, at: 0) == 1
+                }
+                #expect(waits, "the batch waits for u1's totals")
+                // Then this transaction waits for t1's totals, which the batch holds: PostgreSQL ends the transaction
+                // that waited first, the batch's, and this one goes on.
+                try await holder.execute("SELECT 1 FROM tenant_totals WHERE tenant_id = 't1' FOR UPDATE")
+                return write
+            }
+            #expect(try await write.value.count == 1)
+            let totals = try await pool.query("SELECT people_rows, people_events FROM tenant_totals WHERE tenant_id = 't1'")
+            #expect(try totals.decode((Int, Int).self).first.map { [$0.0, $0.1] } == [1, 2])
+            try await expectRollupsMatchEvents(pool)
+        }
+    }
+
     @Test("events written around the writer get their visitor-hours and -days, counts and session totals from a rebuild, which keeps the others")
     func rebuildVisitorHours() async throws {
         try await Self.withWriter { writer, pool in

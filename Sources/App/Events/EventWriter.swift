@@ -162,7 +162,7 @@ public final class EventWriter: Service, Sendable {
     private func flush(_ batch: [Pending]) async {
         do {
             let started = ContinuousClock.now
-            let outcomes = try await store(batch.map(\.records))
+            let outcomes = try await storeEndingDeadlocks(batch.map(\.records))
             if let metrics {
                 let rows = outcomes.joined()
                 let duplicates = rows.count { if case .duplicate = $0 { true } else { false } }
@@ -178,6 +178,24 @@ public final class EventWriter: Service, Sendable {
         } catch {
             logger.error("event write failed", metadata: ["error": "\(String(reflecting: error))", "requests": "\(batch.count)"])
             for pending in batch { pending.continuation.resume(throwing: error) }
+        }
+    }
+
+    /// `store`, written again (up to three times in all) when PostgreSQL ended its transaction to break a deadlock or
+    /// a serialization failure. The triggers on `session_totals` (migration 0027) update tenants' and users' totals in
+    /// two rounds, the session rows a statement updated and then those it inserted, so two batches (or a batch and
+    /// other SQL) can each hold a row the other's later round waits for; PostgreSQL ends one of them after
+    /// `deadlock_timeout` (1 s). Its transaction left nothing behind, so writing the batch again is safe: its
+    /// requests are not failed (a batch of one request had no other retry) nor retried one by one.
+    private func storeEndingDeadlocks(_ requests: [[EventRecord]]) async throws -> [[Outcome]] {
+        var attempt = 1
+        while true {
+            do {
+                return try await store(requests)
+            } catch let error as PostgresError where attempt < 3 && (error.code == .deadlockDetected || error.code == .serializationFailure) {
+                attempt += 1
+                logger.notice("a batch write was ended to break a deadlock; writing it again", metadata: ["error": "\(error)"])
+            }
         }
     }
 
