@@ -310,6 +310,28 @@ SELECT s.workspace_id, s.user_id,
 FROM (SELECT s.*, session_totals_change_of(s, 1) AS c FROM session_totals s WHERE s.user_id IS NOT NULL) s
 GROUP BY s.workspace_id, s.user_id;
 
+-- What merging the sessions with several rows of totals (`sessions_with_several_rows`, 0019/0025) changes in sums
+-- that count each row as a session, per tenant (`per_user` false) or per user (true): a session fewer per extra row
+-- of the tenant or user, and the session's duration (its events' durations, else first to last event of those rows)
+-- in place of the rows' own. The sessions' rows are looked up by key. A single SELECT that the planner inlines, with
+-- the caller's rights (row-level security applies as on the tables); the pipes reading the totals above add it.
+CREATE FUNCTION sessions_merged_apart(workspace bigint, include_bots boolean, per_user boolean)
+RETURNS TABLE (key text, extra_rows bigint, duration_change double precision)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT m.key, sum(m.rows - 1)::bigint, sum(m.duration - m.durations)
+    FROM (
+        SELECT CASE WHEN per_user THEN t.user_id ELSE t.tenant_id END AS key, t.session_id, count(*) AS rows,
+               sum(coalesce(t.duration_sum, extract(epoch FROM t.last_time - t.first_time))) AS durations,
+               coalesce(sum(t.duration_sum), extract(epoch FROM max(t.last_time) - min(t.first_time))) AS duration
+        FROM sessions_with_several_rows(workspace) s
+        JOIN session_totals t ON t.workspace_id = workspace AND t.session_id = s.session_id
+        WHERE CASE WHEN per_user THEN t.user_id ELSE t.tenant_id END IS NOT NULL AND (include_bots OR NOT t.is_bot)
+        GROUP BY 1, 2
+    ) m
+    GROUP BY m.key
+$$;
+
 -- Row-level security as on the session totals (0015) on the tenants' tables (the summary looks the visitors of events
 -- without a session up in `tenant_visitors`). A user's totals span tenants: a tenant's reader sees none.
 DO $$

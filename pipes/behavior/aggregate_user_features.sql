@@ -59,7 +59,7 @@ WITH base AS NOT MATERIALIZED (
 -- Which way: the users' totals where the window holds every event (the primary key's first and last entries), no
 -- country is asked and the reader is the workspace's; else the session totals where the window holds at least half
 -- the time since the workspace's first event; else the events.
-long_window AS MATERIALIZED (
+chosen_way AS MATERIALIZED (
     SELECT CASE WHEN coalesce(now() - :since <= min(time) AND max(time) <= now(), false) AND :country IS NULL
                      AND coalesce(current_setting('app.tenant_id', true), '') = '' THEN 'users'
                 WHEN coalesce(now() - :since <= min(time) + (now() - min(time)) / 2, false) THEN 'totals'
@@ -115,13 +115,13 @@ from_events AS (
         ORDER BY total_sessions DESC, total_events DESC, user_id
         LIMIT :limit
     ) chosen
-    WHERE (SELECT way = 'events' FROM long_window)
+    WHERE (SELECT way = 'events' FROM chosen_way)
 ),
 -- From the session totals (migration 0021), with the latest country only when a country is asked.
 from_totals AS (
     SELECT user_id, total_sessions, avg_session_duration, avg_clicks_per_session, total_events, first_seen, last_seen
     FROM user_session_features(:workspace_id, now() - :since, now(), :include_bots)
-    WHERE (SELECT way = 'totals' FROM long_window) AND (:country IS NULL OR country = :country)
+    WHERE (SELECT way = 'totals' FROM chosen_way) AND (:country IS NULL OR country = :country)
     ORDER BY total_sessions DESC, total_events DESC, user_id
     LIMIT :limit
 ),
@@ -133,29 +133,21 @@ user_rows AS (
            u.people_clicks + CASE WHEN :include_bots THEN u.bot_clicks ELSE 0 END AS clicks,
            u.people_events + CASE WHEN :include_bots THEN u.bot_events ELSE 0 END AS events
     FROM user_totals u
-    WHERE u.workspace_id = :workspace_id AND (SELECT way = 'users' FROM long_window)
+    WHERE u.workspace_id = :workspace_id AND (SELECT way = 'users' FROM chosen_way)
 ),
 loose_users AS (
     SELECT e.user_id, count(*) AS events
     FROM events e
     WHERE e.workspace_id = :workspace_id AND e.session_id IS NULL AND e.user_id IS NOT NULL AND (:include_bots OR NOT e.is_bot)
-      AND (SELECT way = 'users' FROM long_window)
+      AND (SELECT way = 'users' FROM chosen_way)
     GROUP BY e.user_id
 ),
--- The sessions with several rows merged apart, as `user_session_features` does: a session fewer per extra row of a
--- user, and the session's duration in place of its rows' own. Their totals are looked up by key.
+-- What merging the sessions with several rows changes per user (migration 0027), as `user_session_features` merges
+-- them.
 user_merged AS (
-    SELECT user_id, sum(rows - 1) AS extra_rows, sum(duration - durations) AS duration_change
-    FROM (
-        SELECT t.user_id, t.session_id, count(*) AS rows,
-               sum(coalesce(t.duration_sum, extract(epoch FROM t.last_time - t.first_time))) AS durations,
-               coalesce(sum(t.duration_sum), extract(epoch FROM max(t.last_time) - min(t.first_time))) AS duration
-        FROM sessions_with_several_rows(:workspace_id) s
-        JOIN session_totals t ON t.workspace_id = :workspace_id AND t.session_id = s.session_id
-        WHERE t.user_id IS NOT NULL AND (:include_bots OR NOT t.is_bot) AND (SELECT way = 'users' FROM long_window)
-        GROUP BY t.user_id, t.session_id
-    ) m
-    GROUP BY user_id
+    SELECT key AS user_id, extra_rows, duration_change
+    FROM sessions_merged_apart(:workspace_id, :include_bots, true)
+    WHERE (SELECT way = 'users' FROM chosen_way)
 ),
 -- The averages are computed for the returned users only, and their first and last event read from the user index.
 from_user_totals AS (

@@ -107,27 +107,11 @@ loose AS (
     ) l
     GROUP BY tenant_id
 ),
--- The sessions with several rows (any tenant, user or bot flag: a superset; migrations 0019, 0025).
-shared AS MATERIALIZED (
-    SELECT session_id
-    FROM sessions_with_several_rows(:workspace_id)
-    WHERE :from_date IS NULL AND :to_date IS NULL
-),
--- What merging them changes: a session fewer per extra row, and the session's duration (its events' durations, else
--- first to last event of all its rows) in place of its rows' own. Their totals are looked up by key, session by
--- session (over all time, `groups` holds every row of totals, which a join with it would read).
+-- What merging the sessions with several rows changes per tenant (migration 0027).
 merged AS (
-    SELECT tenant_id, sum(rows - 1) AS extra_rows, sum(duration - durations) AS duration_change
-    FROM (
-        SELECT t.tenant_id, t.session_id, count(*) AS rows,
-               sum(coalesce(t.duration_sum, extract(epoch FROM t.last_time - t.first_time))) AS durations,
-               coalesce(sum(t.duration_sum), extract(epoch FROM max(t.last_time) - min(t.first_time))) AS duration
-        FROM shared s
-        JOIN session_totals t ON t.workspace_id = :workspace_id AND t.session_id = s.session_id
-        WHERE t.tenant_id IS NOT NULL AND (:include_bots OR NOT t.is_bot)
-        GROUP BY t.tenant_id, t.session_id
-    ) m
-    GROUP BY tenant_id
+    SELECT key AS tenant_id, extra_rows, duration_change
+    FROM sessions_merged_apart(:workspace_id, :include_bots, false)
+    WHERE :from_date IS NULL AND :to_date IS NULL
 ),
 -- The first and last activity from the events' tenant index (which holds the events without a session too).
 all_time_tenants AS (

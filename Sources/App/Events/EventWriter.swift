@@ -194,7 +194,10 @@ public final class EventWriter: Service, Sendable {
                 return try await store(requests)
             } catch let error as PostgresError where attempt < 3 && (error.code == .deadlockDetected || error.code == .serializationFailure) {
                 attempt += 1
-                logger.notice("a batch write was ended to break a deadlock; writing it again", metadata: ["error": "\(error)"])
+                logger.notice(
+                    "PostgreSQL ended a batch write to break a deadlock (or a serialization failure); writing it again",
+                    metadata: ["error": "\(error)"]
+                )
             }
         }
     }
