@@ -880,9 +880,16 @@ struct PipesTests {
                     """
                 ).decode(String.self)
             }
-            _ = try await pipe(client, "/v0/pipes/assign_clusters.json?k=2&token=\(testAdminToken)")
+            // Over all time from the users' totals, over the last hour from the session totals: both answer the two
+            // users, once each.
+            func users(_ rows: [[String: JSONValue]]) -> [String] {
+                rows.map { row in if case .string(let user)? = row["user_id"] { user } else { "none" } }.sorted()
+            }
+            let clustered = data(try await pipe(client, "/v0/pipes/assign_clusters.json?k=2&token=\(testAdminToken)"))
+            #expect(users(clustered) == ["u1", "u2"])
             #expect(try await stored() == ["u1 t2 2 2425 1.5 /b desktop AR", "u2 1 0 0 /z tv NZ"])
-            _ = try await pipe(client, "/v0/pipes/assign_clusters.json?k=2&since=1%20hour&token=\(testAdminToken)")
+            let clusteredHour = data(try await pipe(client, "/v0/pipes/assign_clusters.json?k=2&since=1%20hour&token=\(testAdminToken)"))
+            #expect(users(clusteredHour) == ["u1", "u2"])
             #expect(try await stored() == ["u1 t2 2 325 0.5 /b mobile AR", "u2 1 0 0 /z tv NZ"])
         }
     }

@@ -68,7 +68,7 @@ user_attributes AS (
     GROUP BY r.user_id
 ),
 -- Full joins, which PostgreSQL runs as hash or merge joins whatever it estimates: every user with people's totals has
--- attributes, so none is added.
+-- attributes, so none is added. Each part is empty in the other way.
 from_user_totals AS (
     SELECT a.user_id, s.sessions AS total_sessions,
            ((coalesce(t.people_durations, 0) + coalesce(m.duration_change, 0)::numeric) / nullif(s.sessions, 0))::float8
@@ -76,7 +76,9 @@ from_user_totals AS (
            t.people_clicks::numeric / nullif(s.sessions, 0) AS avg_clicks_per_session,
            a.latest_country[2] AS country, a.tenant_id
     FROM user_attributes a
-    FULL JOIN (SELECT * FROM user_totals WHERE workspace_id = :workspace_id AND people_rows > 0) t ON t.user_id = a.user_id
+    FULL JOIN (
+        SELECT * FROM user_totals WHERE workspace_id = :workspace_id AND people_rows > 0 AND (SELECT chosen FROM users_way)
+    ) t ON t.user_id = a.user_id
     FULL JOIN (SELECT * FROM sessions_merged_apart(:workspace_id, false, true) WHERE (SELECT chosen FROM users_way)) m
         ON m.key = a.user_id
     CROSS JOIN LATERAL (SELECT (coalesce(t.people_rows, 0) - coalesce(m.extra_rows, 0))::int AS sessions) s
