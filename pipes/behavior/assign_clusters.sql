@@ -5,7 +5,7 @@
 -- counts as the average), runs k-means on them (k-means++ seeding from a fixed seed, then Lloyd iterations until no
 -- user changes cluster), numbers the clusters 1..k by size, largest first, and stores each user's cluster_id where it
 -- differs from the one stored (previous_cluster_id). The same data gives the same clusters. It is batch work over
--- every user: it may run for 5 minutes (@timeout) where the server's query timeout is shorter (17–36 s at ten million
+-- every user: it may run for 5 minutes (@timeout) where the server's query timeout is shorter (13–36 s at ten million
 -- events, bench/RESULTS.md).
 -- @writes
 -- @timeout 300
