@@ -43,10 +43,15 @@
 -- 0020), the latest country by reading each user's events backwards in that index until one names a country (a few
 -- rows from the table each). Reading every event of the returned users from the table for all three took longer: in
 -- psql, equal rows, 650–750 → 505–530 ms at a million events over 90 days and 101 → 81–84 ms over one day (the
--- events way), 4.9–5.5 → 3.9–4.7 s at ten million; on a cold cache that read alone took 3.3 s at a million. `base`
--- is not materialized: held as one table it spilled to disk (675,000 rows at a million events), while reading it
--- again costs a scan for the sessions (events way), none for the latest countries unless a country is asked, and
--- the index reads. It may run 120 s (@timeout) where the server's query timeout is shorter.
+-- events way), 4.9–5.5 → 3.9–4.7 s at ten million; on a cold cache that read alone took 3.3 s at a million. The top
+-- page and device are both taken with mode() in one read of each user's index entries; counting each user's pages
+-- and devices in two groupings of the users' events held as one table and sorting the counts took longer: in psql,
+-- equal rows, 181–198 → 103–122 ms at a million events over 90 days (the users' way), 71–96 → 59–93 ms over one day
+-- (the events' way), 3.8–4.2 → 2.2–2.7 s for all 49,340 users (limit 100000); 573–763 → 400–615 ms at ten million
+-- over 90 days. `base` is not materialized: held as one table it spilled to disk (675,000 rows at a
+-- million events), while reading it again costs a scan for the sessions (events way), none for the latest countries
+-- unless a country is asked, and the index reads. It may run 120 s (@timeout) where the server's query timeout is
+-- shorter.
 WITH base AS NOT MATERIALIZED (
     SELECT user_id, session_id, time, page, device_type, country, duration,
            coalesce(clicks, CASE WHEN event_type = 'click' THEN 1 ELSE 0 END) AS clicks
@@ -177,18 +182,16 @@ chosen AS (
     UNION ALL
     SELECT * FROM from_user_totals
 ),
-chosen_events AS (
-    SELECT user_id, page, device_type FROM base WHERE user_id IN (SELECT user_id FROM chosen)
-),
-top_page AS (
-    SELECT DISTINCT ON (user_id) user_id, page
-    FROM (SELECT user_id, page, count(*) AS n FROM chosen_events WHERE page IS NOT NULL GROUP BY user_id, page) counted
-    ORDER BY user_id, n DESC, page
-),
-top_device AS (
-    SELECT DISTINCT ON (user_id) user_id, device_type
-    FROM (SELECT user_id, device_type, count(*) AS n FROM chosen_events WHERE device_type IS NOT NULL GROUP BY user_id, device_type) counted
-    ORDER BY user_id, n DESC, device_type
+-- Each returned user's most frequent page and device (mode(): nulls ignored; of values equally frequent, the first in
+-- order, as assign_clusters takes them), in one read of the user's events from the user index.
+top_page_device AS (
+    SELECT c.user_id, t.page, t.device_type
+    FROM chosen c
+    CROSS JOIN LATERAL (
+        SELECT mode() WITHIN GROUP (ORDER BY b.page) AS page, mode() WITHIN GROUP (ORDER BY b.device_type) AS device_type
+        FROM base b
+        WHERE b.user_id = c.user_id
+    ) t
 ),
 latest_country AS (
     SELECT c.user_id, l.country
@@ -206,13 +209,12 @@ SELECT c.user_id,
        round(c.avg_session_duration::numeric, 2)::float8 AS avg_session_duration,
        round(c.avg_clicks_per_session::numeric, 2)::float8 AS avg_clicks_per_session,
        c.total_events,
-       p.page AS most_visited_page,
-       d.device_type AS most_used_device,
+       t.page AS most_visited_page,
+       t.device_type AS most_used_device,
        l.country,
        c.first_seen,
        c.last_seen
 FROM chosen c
-LEFT JOIN top_page p ON p.user_id = c.user_id
-LEFT JOIN top_device d ON d.user_id = c.user_id
+LEFT JOIN top_page_device t ON t.user_id = c.user_id
 LEFT JOIN latest_country l ON l.user_id = c.user_id
 ORDER BY c.total_sessions DESC, c.total_events DESC, c.user_id
