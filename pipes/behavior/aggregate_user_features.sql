@@ -48,10 +48,11 @@
 -- and devices in two groupings of the users' events held as one table and sorting the counts took longer: in psql,
 -- equal rows, 181–198 → 103–122 ms at a million events over 90 days (the users' way), 71–96 → 59–93 ms over one day
 -- (the events' way), 3.8–4.2 → 2.2–2.7 s for all 49,340 users (limit 100000); 573–763 → 400–615 ms at ten million
--- over 90 days. `base` is not materialized: held as one table it spilled to disk (675,000 rows at a
--- million events), while reading it again costs a scan for the sessions (events way), none for the latest countries
--- unless a country is asked, and the index reads. It may run 120 s (@timeout) where the server's query timeout is
--- shorter.
+-- over 90 days. In the users' way that read also takes each user's first and last event, which two reads of the
+-- index's ends per user took before (twelve alternations in psql at a million events, medians 120 → 115 ms). `base` is
+-- not materialized: held as one table it spilled to disk (675,000 rows at a million events), while reading it again
+-- costs a scan for the sessions (events way), none for the latest countries unless a country is asked, and the index
+-- reads. It may run 120 s (@timeout) where the server's query timeout is shorter.
 WITH base AS NOT MATERIALIZED (
     SELECT user_id, session_id, time, page, device_type, country, duration,
            coalesce(clicks, CASE WHEN event_type = 'click' THEN 1 ELSE 0 END) AS clicks
@@ -154,12 +155,13 @@ user_merged AS (
     FROM sessions_merged_apart(:workspace_id, :include_bots, true)
     WHERE (SELECT way = 'users' FROM chosen_way)
 ),
--- The averages are computed for the returned users only, and their first and last event read from the user index.
+-- The averages are computed for the returned users only; their first and last event are read with their pages and
+-- devices (`top_page_device`).
 from_user_totals AS (
     SELECT c.user_id, c.total_sessions,
            (c.durations::float8 + coalesce(c.duration_change, 0)) / nullif(c.total_sessions, 0) AS avg_session_duration,
            c.clicks::numeric / nullif(c.total_sessions, 0) AS avg_clicks_per_session,
-           c.total_events, f.first_seen, f.last_seen
+           c.total_events, NULL::timestamptz AS first_seen, NULL::timestamptz AS last_seen
     FROM (
         SELECT coalesce(r.user_id, l.user_id) AS user_id,
                (coalesce(r.rows, 0) - coalesce(m.extra_rows, 0))::bigint AS total_sessions,
@@ -171,9 +173,6 @@ from_user_totals AS (
         ORDER BY total_sessions DESC, total_events DESC, user_id
         LIMIT :limit
     ) c
-    CROSS JOIN LATERAL (
-        SELECT min(b.time) AS first_seen, max(b.time) AS last_seen FROM base b WHERE b.user_id = c.user_id
-    ) f
 ),
 chosen AS (
     SELECT * FROM from_events
@@ -183,12 +182,14 @@ chosen AS (
     SELECT * FROM from_user_totals
 ),
 -- Each returned user's most frequent page and device (mode(): nulls ignored; of values equally frequent, the first in
--- order, as assign_clusters takes them), in one read of the user's events from the user index.
+-- order, as assign_clusters takes them), in one read of the user's events from the user index, with the first and
+-- last event the users' way leaves to it.
 top_page_device AS (
-    SELECT c.user_id, t.page, t.device_type
+    SELECT c.user_id, t.page, t.device_type, t.first_seen, t.last_seen
     FROM chosen c
     CROSS JOIN LATERAL (
-        SELECT mode() WITHIN GROUP (ORDER BY b.page) AS page, mode() WITHIN GROUP (ORDER BY b.device_type) AS device_type
+        SELECT mode() WITHIN GROUP (ORDER BY b.page) AS page, mode() WITHIN GROUP (ORDER BY b.device_type) AS device_type,
+               min(b.time) AS first_seen, max(b.time) AS last_seen
         FROM base b
         WHERE b.user_id = c.user_id
     ) t
@@ -212,8 +213,8 @@ SELECT c.user_id,
        t.page AS most_visited_page,
        t.device_type AS most_used_device,
        l.country,
-       c.first_seen,
-       c.last_seen
+       coalesce(c.first_seen, t.first_seen) AS first_seen,
+       coalesce(c.last_seen, t.last_seen) AS last_seen
 FROM chosen c
 LEFT JOIN top_page_device t ON t.user_id = c.user_id
 LEFT JOIN latest_country l ON l.user_id = c.user_id
