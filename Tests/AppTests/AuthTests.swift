@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Postgres
+import PostgresTestSupport
 import Testing
 
 @testable import App
@@ -513,6 +514,26 @@ struct AuthTests {
             }
             #expect(seen.count == 3)
             #expect(seen.allSatisfy { $0.0 == "t1" })
+            // A read split over two connections: each part sees the same rows, and runs without parallel workers
+            // (the parts already share the cores); a single read keeps the server's setting.
+            let wide = PostgresPool(configuration: pool.configuration, options: .init(size: 4), threadPool: TestDatabase.threadPool, logger: TestDatabase.logger)
+            let split = try await wide.withParallelReadAccess(scope, connections: 2, timeout: 15) { connections in
+                let parts = try await connections.query(
+                    Array(repeating: "SELECT count(*) FILTER (WHERE tenant_id = 't1'), count(*), current_setting('max_parallel_workers_per_gather') FROM events", count: 2)
+                )
+                return (connections.count, try parts.map { try $0.decode((Int, Int, String).self) })
+            }
+            await wide.close()
+            #expect(split.0 == 2)
+            #expect(split.1.flatMap { $0 }.map { "\($0.0) \($0.1) \($0.2)" } == ["3 3 0", "3 3 0"])
+            let serverSetting = try await pool.query("SELECT current_setting('max_parallel_workers_per_gather')")[0].decode(String.self, at: 0)
+            let single = try await pool.withReadAccess(scope, timeout: 15) { connection in
+                try await connection.query("SELECT current_setting('max_parallel_workers_per_gather')")[0].decode(String.self, at: 0)
+            }
+            let lone = try await pool.withParallelReadAccess(scope, connections: 1, timeout: 15) { connections in
+                try await connections[0].query("SELECT current_setting('max_parallel_workers_per_gather')")[0].decode(String.self, at: 0)
+            }
+            #expect(single == serverSetting && lone == serverSetting && serverSetting != "0")
             // The whole workspace without a tenant; nothing of another workspace.
             let all = try await pool.withReadAccess(DataScope(workspaceID: Workspace.defaultID), timeout: 15) { connection in
                 try await connection.query("SELECT count(*) FROM events")[0].decode(Int.self, at: 0)
