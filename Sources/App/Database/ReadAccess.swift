@@ -53,8 +53,8 @@ extension PostgresPool {
     ) async throws -> Result {
         try await withSharedSnapshot(extra: connections - 1) { lent in
             // Parts running at once already share the cores: parallel workers for each would only contend with the
-            // other part. Over HTTP at ten million events, the funnel's two halves without them: p50 721–811 →
-            // 657–694 ms (three alternations of builds); at a million 66–72 → 51–67 ms.
+            // other part. Over HTTP at ten million events, the funnel's two halves without them: p50 694–717 →
+            // 566–683 ms (three alternations of builds); at a million 66–72 → 51–67 ms; pages and retention unchanged.
             let settings = Self.readSettings(scope, timeout: timeout, workMem: workMem, parallelWorkers: lent.count < 2)
             for connection in lent {
                 try await connection.execute(settings)
