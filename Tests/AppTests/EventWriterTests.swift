@@ -45,9 +45,22 @@ struct EventWriterTests {
         maxBatchRows: Int = 5000,
         concurrency: Int = 2,
         streams: Bool = true,
+        deadlockTimeout: String? = nil,
         _ body: (EventWriter, PostgresPool) async throws -> Void
     ) async throws {
-        let pool = try await TestDatabase.makePool(size: 4)
+        let database = try await TestDatabase.create()
+        if let deadlockTimeout, let name = database.database {
+            // For every session of the database, set before the pool opens any.
+            let server = PostgresPool(
+                configuration: try await TestDatabase.server(),
+                options: .init(size: 1),
+                threadPool: TestDatabase.threadPool,
+                logger: TestDatabase.logger
+            )
+            try await server.execute("ALTER DATABASE \(identifier: name) SET deadlock_timeout = \(unsafeSQL: "'\(deadlockTimeout)'")")
+            await server.close()
+        }
+        let pool = PostgresPool(configuration: database, options: .init(size: 4), threadPool: TestDatabase.threadPool, logger: TestDatabase.logger)
         try await Migrator(migrations: try Migrator.bundled(), logger: TestDatabase.logger).migrate(pool)
         let writer = EventWriter(
             pool: pool,
@@ -138,7 +151,11 @@ struct EventWriterTests {
 
     @Test("a batch that PostgreSQL ends to break a deadlock is written again, and its request succeeds")
     func retriesDeadlocks() async throws {
-        try await Self.withWriter { writer, pool in
+        // PostgreSQL checks a lock wait for a deadlock once, `deadlock_timeout` after it began, and ends the waiter
+        // that finds one. At its default (1 s), a loaded machine could take longer than that between the batch's wait
+        // and this transaction's, so the batch found no deadlock yet and this transaction was ended instead (seen
+        // once in CI). At 5 s the batch's check comes first whenever this transaction waits within 5 s of it.
+        try await Self.withWriter(deadlockTimeout: "5s") { writer, pool in
             var first = Self.record(1)
             first.tenantID = "t1"
             _ = try await writer.write([first])
@@ -148,6 +165,7 @@ struct EventWriterTests {
             let write = try await pool.withTransaction { holder in
                 // Holds u1's totals (migration 0027): the next batch of u1's session updates it, its triggers lock t1's
                 // totals, then wait for u1's.
+                #expect(try await holder.query("SHOW deadlock_timeout")[0].decode(String.self, at: 0) == "5s")
                 try await holder.execute("SELECT 1 FROM user_totals WHERE user_id = 'u1' FOR UPDATE")
                 let write = Task { try await writer.write([second]) }
                 let waits = try await eventually {
