@@ -419,6 +419,40 @@ struct PipesTests {
         }
     }
 
+    @Test("query strings as forms and HTTP clients encode them: + is a space, %2B a plus, an offset's unescaped + a space")
+    func formEncodedQueries() async throws {
+        try await withTestApp { client, _ in
+            let now = Date()
+            func ago(_ seconds: Double) -> String { String(PostgresTimestamp.format(now.addingTimeInterval(-seconds)).prefix(19)) }
+            try await ingest(
+                client,
+                "user_events",
+                [
+                    #"{"user_id": "u1", "tenant_id": "acme corp", "session_id": "s1", "event_type": "page_view", "timestamp": "\#(ago(600))"}"#,
+                    #"{"user_id": "u2", "tenant_id": "a+b", "session_id": "s2", "event_type": "page_view", "timestamp": "\#(ago(300))"}"#,
+                    #"{"user_id": "u3", "session_id": "s3", "event_type": "click", "timestamp": "\#(ago(7200))"}"#,
+                ]
+            )
+            let spaced = data(try await pipe(client, "/v0/pipes/get_active_sessions.json?tenant_id=acme+corp", headers: adminAuth))
+            #expect(spaced.map { $0["session_id"] } == ["s1"])
+            let plus = data(try await pipe(client, "/v0/pipes/get_active_sessions.json?tenant_id=a%2Bb", headers: adminAuth))
+            #expect(plus.map { $0["session_id"] } == ["s2"])
+            // An interval and a time whose spaces are sent as +.
+            let hour = data(try await pipe(client, "/v0/pipes/event_breakdown.json?time_range=1+hour", headers: adminAuth))
+            #expect(hour.map { $0["event_type"] } == ["page_view"])
+            #expect(hour.first?["events"] == 2)
+            let since = ago(450).replacingOccurrences(of: " ", with: "+")
+            let later = data(try await pipe(client, "/v0/pipes/get_active_sessions.json?from_date=\(since)", headers: adminAuth))
+            #expect(later.map { $0["session_id"] } == ["s2"])
+            // An ISO time's offset sent without escaping its + (it arrives as a space), in a pipe and an endpoint.
+            let offset = ago(450).replacingOccurrences(of: " ", with: "T") + "+00:00"
+            let pipeRows = data(try await pipe(client, "/v0/pipes/get_active_sessions.json?from_date=\(offset)", headers: adminAuth))
+            #expect(pipeRows.map { $0["session_id"] } == ["s2"])
+            let sessions = try await rows(client, "/api/analytics/sessions?from=\(offset)")
+            #expect(sessions.map { $0["session_id"] } == ["s2"])
+        }
+    }
+
     @Test("a tenant's token sees only its tenant in every pipe, whatever it asks")
     func tenantInEveryPipe() async throws {
         try await withTestApp { client, pool in

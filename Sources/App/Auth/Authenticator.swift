@@ -61,7 +61,7 @@ public final class Authenticator: Sendable {
             }
         }
         let path = request.uri.path
-        if path.hasPrefix("/v0/") || path.hasPrefix("/api/realtime"), let token = request.uri.queryParameters["token"], !token.isEmpty {
+        if path.hasPrefix("/v0/") || path.hasPrefix("/api/realtime"), let token = request.formParameters["token"], !token.isEmpty {
             return String(token)
         }
         return nil

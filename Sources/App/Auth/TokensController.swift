@@ -56,12 +56,12 @@ struct TokensController: Sendable {
             guard user.isSuperuser else {
                 throw APIError.forbidden("Not enough permissions: managing tokens needs the workspace's admin token or a superuser")
             }
-            guard let name = request.uri.queryParameters["workspace"].map(String.init) else { return (Workspace.defaultID, nil) }
+            guard let name = request.formParameters["workspace"].map(String.init) else { return (Workspace.defaultID, nil) }
             guard let workspace = try await workspaces.find(name: name) else { throw APIError.notFound("workspace \"\(name)\" does not exist") }
             return (workspace.id, nil)
         case .token(let grant):
             try context.require(.admin)
-            if let name = request.uri.queryParameters["workspace"], name != "", let workspace = try await workspaces.find(name: String(name)),
+            if let name = request.formParameters["workspace"], name != "", let workspace = try await workspaces.find(name: String(name)),
                 workspace.id != grant.workspaceID
             {
                 throw APIError.forbidden("this token belongs to another workspace")

@@ -104,7 +104,7 @@ struct EventsController: Sendable {
     /// `GET /api/events/?duration=1 hour&pages=/a&pages=/b&hours=24[&tz=Europe/Berlin]`: event counts per time bucket
     /// (days start at local midnight in `tz`), page and OS.
     @Sendable func aggregates(_ request: Request, context: AuthenticatedContext) async throws -> [Aggregate] {
-        var query = QueryReader(request.uri.queryParameters)
+        var query = QueryReader(request.formParameters)
         let bucket = query.interval("duration", default: "1 hour")
         let window = query.window(defaultHours: 24)
         let pages = query.strings("pages")
@@ -137,7 +137,7 @@ struct EventsController: Sendable {
 
     /// `POST /v0/events?name=<datasource>[&wait=true]`: NDJSON or one JSON object → 202 (200 with wait=true).
     @Sendable func ingestV0(_ request: Request, context: AuthenticatedContext) async throws -> Response {
-        guard let name = request.uri.queryParameters["name"].map(String.init), !name.isEmpty else {
+        guard let name = request.formParameters["name"].map(String.init), !name.isEmpty else {
             throw APIError.badRequest(
                 "the datasource is missing: add ?name=<datasource> (one of \(Datasource.ingestible.map(\.rawValue).joined(separator: ", ")))"
             )
@@ -149,7 +149,7 @@ struct EventsController: Sendable {
         let rows = try IngestBody.rows(from: try await body(request))
         let origin = origin(request, context: context, scope: context.identity.dataScope, datasource: datasource)
         let summary = try await ingestor.ingest(rows, datasource: datasource, origin: origin)
-        let wait = request.uri.queryParameters["wait"].map { $0 == "true" || $0 == "1" } ?? false
+        let wait = request.formParameters["wait"].map { $0 == "true" || $0 == "1" } ?? false
         return try summary.response(status: wait ? .ok : .accepted)
     }
 
@@ -184,7 +184,7 @@ struct EventsController: Sendable {
         guard name.hasSuffix("_quarantine"), let datasource = Datasource(rawValue: String(name.dropLast("_quarantine".count))) else {
             throw APIError.notFound("datasource \"\(name)\" does not exist")
         }
-        var query = QueryReader(request.uri.queryParameters)
+        var query = QueryReader(request.formParameters)
         let limit = query.integer("limit", default: 100, range: 1...10_000)
         try query.finish()
         let rows = try await pool.withReadAccess(scope, timeout: queryTimeout) { connection in

@@ -59,11 +59,21 @@ struct QueryReader {
     /// A time: ISO-8601 or `YYYY-MM-DD HH:MM:SS` (UTC).
     mutating func time(_ name: String) -> Date? {
         guard let text = string(name) else { return nil }
-        guard let date = PostgresTimestamp.parse(text.trimmingCharacters(in: .whitespaces)) else {
+        guard let date = Self.parseTime(text.trimmingCharacters(in: .whitespaces)) else {
             fail(name, "must be a time such as 2024-05-01T12:30:00Z or 2024-05-01 12:30:00", type: "datetime_parsing")
             return nil
         }
         return date
+    }
+
+    /// A time as `PostgresTimestamp.parse` reads it, or with a space where its offset's `+` was: a `+` sent unescaped
+    /// in a query (`from=2024-05-01T12:30:00+02:00`) arrives as a space.
+    static func parseTime(_ text: String) -> Date? {
+        if let date = PostgresTimestamp.parse(text) { return date }
+        guard let space = text.lastIndex(of: " "), text.distance(from: text.startIndex, to: space) > 10 else { return nil }
+        var signed = text
+        signed.replaceSubrange(space...space, with: "+")
+        return PostgresTimestamp.parse(signed)
     }
 
     /// `tz`: an IANA zone name, or `defaultValue`.
@@ -105,5 +115,27 @@ struct QueryReader {
         let to = time("to") ?? now
         if let from, from >= to { fail("from", "must be before to") }
         return (from ?? to.addingTimeInterval(-Double(hours) * 3600), to)
+    }
+}
+
+extension Request {
+    /// The query's parameters as forms and most HTTP clients encode them (`application/x-www-form-urlencoded`: Python's
+    /// `urlencode` and `requests`, JavaScript's `URLSearchParams`, Go's `url.Values`): `+` is a space (a plus sign is
+    /// sent as `%2B`), then percent escapes are decoded, in names and values. Hummingbird's `queryParameters` keeps a
+    /// `+` as it is, so `time_range=1+hour` was refused and `country=United+States` matched nothing. A value whose
+    /// escapes are broken is kept as sent.
+    var formParameters: Parameters {
+        guard let query = uri.query, !query.isEmpty else { return [:] }
+        func decoded(_ text: Substring) -> Substring {
+            let spaced = String(text).replacingOccurrences(of: "+", with: " ")
+            let plain: String = spaced.removingPercentEncoding ?? spaced
+            return plain[...]
+        }
+        return Parameters(
+            query.split(separator: "&").map { pair in
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                return (key: decoded(parts[0]), value: parts.count > 1 ? decoded(parts[1]) : "")
+            }
+        )
     }
 }

@@ -197,7 +197,7 @@ public struct PipeParameter: Sendable, Equatable {
             default: return .failure(.init(self, "must be true or false, not \"\(text)\""))
             }
         case .dateTime:
-            guard let date = PostgresTimestamp.parse(trimmed) else {
+            guard let date = QueryReader.parseTime(trimmed) else {
                 return .failure(.init(self, "must be a time as YYYY-MM-DD HH:MM:SS or ISO 8601, not \"\(text)\""))
             }
             return .success(PostgresTimestamp.format(date))

@@ -138,7 +138,7 @@ struct PipesController: Sendable {
         try context.require(.readPipe(name))
 
         var values: [String: PipeValue] = ["workspace_id": .text(String(context.identity.workspaceID))]
-        let query = request.uri.queryParameters
+        let query = request.formParameters
         for parameter in pipe.parameters {
             let texts = query.getAll(parameter.name).map { String($0) }
             switch parameter.value(from: texts) {

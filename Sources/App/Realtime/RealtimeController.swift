@@ -27,7 +27,7 @@ struct RealtimeAccess: Sendable {
 
     /// The scope and filters of a WebSocket request.
     func filter(for request: Request, identity: Identity?) throws(APIError) -> RealtimeFilter {
-        let query = request.uri.queryParameters
+        let query = request.formParameters
         return RealtimeFilter(
             scope: try scope(for: identity),
             eventType: query["event_type"].flatMap { $0.isEmpty ? nil : String($0) },
@@ -74,7 +74,7 @@ struct RealtimeController {
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
             let filter = try access.filter(for: context.request, identity: context.requestContext.identity)
-            let batched = context.request.uri.queryParameters["batch"].map { $0 == "1" || $0 == "true" } ?? false
+            let batched = context.request.formParameters["batch"].map { $0 == "1" || $0 == "true" } ?? false
             try await stream(inbound: inbound, outbound: outbound, filter: filter, batched: batched)
         }
     }
