@@ -62,17 +62,16 @@ def normal(value):
 failures = 0
 
 
-def compare(name, got, expected, columns=None):
-    """Whether `got` equals `expected` row by row (`columns` of `got`: `expected`'s keys, renamed)."""
+def compare(name, got, expected):
+    """Prints whether the server's rows `got` hold `expected`, row by row, in each of `expected`'s columns."""
     global failures
-    columns = columns or {key: key for key in (expected[0] if expected else {})}
     problems = []
     if len(got) != len(expected):
         problems.append(f"{len(got)} rows, expected {len(expected)}")
     for index, (row, want) in enumerate(zip(got, expected)):
-        for column, key in columns.items():
-            if normal(row.get(column)) != normal(want.get(key)):
-                problems.append(f"row {index} {column}: {row.get(column)!r}, expected {want.get(key)!r}")
+        for column, value in want.items():
+            if normal(row.get(column)) != normal(value):
+                problems.append(f"row {index} {column}: {row.get(column)!r}, expected {value!r}")
     print(f"{'FAIL' if problems else 'ok  '} {name} ({len(expected)} rows)")
     for problem in problems[:5]:
         print(f"       {problem}")
